@@ -1,0 +1,90 @@
+package caddymodule
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestEntraTokenFetchedCachedAndRefreshed(t *testing.T) {
+	var issued atomic.Int64
+	var form url.Values
+	var mu sync.Mutex
+	var idp *fakeUpstream
+	idp = newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		_, body := idp.lastRequest()
+		mu.Lock()
+		form, _ = url.ParseQuery(string(body))
+		mu.Unlock()
+		n := issued.Add(1)
+		_, _ = fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"tok-%d"}`, n)
+	})
+	up := newFake(t, okHandler)
+	t.Setenv("GG_TEST_SECRET", "s3cret-value")
+	uc := UpstreamConfig{Name: "entra", Endpoint: up.URL, Deployment: "gpt-4o", Entra: &EntraConfig{
+		ClientID: "client-1", ClientSecret: "{env.GG_TEST_SECRET}", TokenURL: idp.URL + "/tenant/oauth2/v2.0/token",
+	}}
+	g := newGateway(t, nil, uc)
+
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); do(t, g, "POST", "/v1/chat/completions", chatBody) }()
+	}
+	wg.Wait()
+	if n := issued.Load(); n != 1 {
+		t.Fatalf("token endpoint called %d times for 20 concurrent requests, want 1", n)
+	}
+	req, _ := up.lastRequest()
+	if req.Header.Get("Authorization") != "Bearer tok-1" || req.Header.Get("api-key") != "" {
+		t.Fatalf("upstream auth %q", req.Header.Get("Authorization"))
+	}
+	mu.Lock()
+	if form.Get("grant_type") != "client_credentials" || form.Get("client_id") != "client-1" ||
+		form.Get("client_secret") != "s3cret-value" || form.Get("scope") != "https://cognitiveservices.azure.com/.default" {
+		t.Fatalf("token request form: %v", form)
+	}
+	mu.Unlock()
+
+	// Near expiry the token is refreshed in the background while the
+	// current one is still used; past expiry a new one is fetched inline.
+	defer func() { now = time.Now }()
+	now = func() time.Time { return time.Now().Add(3599*time.Second - 4*time.Minute) }
+	do(t, g, "POST", "/v1/chat/completions", chatBody)
+	deadline := time.Now().Add(2 * time.Second)
+	for issued.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if issued.Load() != 2 {
+		t.Fatal("token not refreshed before expiry")
+	}
+	do(t, g, "POST", "/v1/chat/completions", chatBody)
+	req, _ = up.lastRequest()
+	if req.Header.Get("Authorization") != "Bearer tok-2" {
+		t.Fatalf("refreshed token not used: %q", req.Header.Get("Authorization"))
+	}
+}
+
+func TestEntraFailureNamesNoSecret(t *testing.T) {
+	idp := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		_, _ = io.WriteString(w, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x"}`)
+	})
+	up := newFake(t, okHandler)
+	g := newGateway(t, func(g *Gateway) { g.MaxAttempts = 1 }, UpstreamConfig{Name: "entra", Endpoint: up.URL, Deployment: "d",
+		Entra: &EntraConfig{ClientID: "c", ClientSecret: "very-secret-value", TokenURL: idp.URL}})
+	r := do(t, g, "POST", "/v1/chat/completions", chatBody)
+	assertOpenAIError(t, r, 502, "upstream_error")
+	if strings.Contains(r.body, "very-secret-value") || !strings.Contains(r.body, "credentials") {
+		t.Fatalf("body: %s", r.body)
+	}
+	if up.calls.Load() != 0 {
+		t.Fatal("upstream called without credentials")
+	}
+}

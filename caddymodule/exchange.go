@@ -1,0 +1,183 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/groundgate/groundgate/wire"
+)
+
+// exchange is one client request on its way through the gateway.
+type exchange struct {
+	g         *Gateway
+	w         http.ResponseWriter
+	r         *http.Request
+	repl      *caddy.Replacer
+	start     time.Time
+	id        string
+	route     route
+	principal *principal
+	model     *model
+
+	upstream *upstream // the upstream that answered
+	attempts int
+	status   int  // status sent to the client
+	started  bool // headers sent: errors can no longer change the status
+
+	promptTokens, completionTokens int64
+	usageReported                  bool // the upstream reported usage
+	ttft                           time.Duration
+	finished                       bool // a stream chunk carried a finish_reason
+}
+
+// errClientGone means the client went away; nothing more is written.
+var errClientGone = errors.New("client disconnected")
+
+func (g *Gateway) newExchange(w http.ResponseWriter, r *http.Request) *exchange {
+	ex := &exchange{g: g, w: w, r: r, start: time.Now(), id: newRequestID()}
+	ex.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if ex.repl == nil {
+		ex.repl = caddy.NewReplacer()
+	}
+	ex.repl.Set("llm.request_id", ex.id)
+	w.Header().Set("X-Request-Id", ex.id)
+	return ex
+}
+
+// newRequestID returns 16 random bytes as a UUID-formatted string.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// fail answers with err unless the response has begun.
+func (ex *exchange) fail(err error) {
+	if errors.Is(err, errClientGone) {
+		if ex.status == 0 {
+			ex.status = 499 // nginx's "client closed request", for metrics only
+		}
+		return
+	}
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		ex.g.logger.Error("request failed", zap.String("request_id", ex.id), zap.Error(err))
+		we = &wire.Error{Status: http.StatusInternalServerError, Type: wire.TypeServer,
+			Message: "The gateway failed to process the request (request id " + ex.id + ")."}
+	}
+	if ex.started {
+		return
+	}
+	ex.status = we.Status
+	ex.started = true
+	we.Write(ex.w)
+}
+
+// writeHeader sends status and headers once.
+func (ex *exchange) writeHeader(status int) {
+	ex.status = status
+	ex.started = true
+	ex.w.WriteHeader(status)
+}
+
+// finish records the outcome: placeholders for access logs, metrics, a
+// debug log line.
+func (ex *exchange) finish() {
+	alias := ""
+	if ex.model != nil {
+		alias = ex.model.alias
+	}
+	up := ""
+	if ex.upstream != nil {
+		up = ex.upstream.name
+		ex.repl.Set("llm.upstream", up)
+		ex.repl.Set("llm.deployment", ex.upstream.deployment)
+	}
+	ex.repl.Set("llm.model", alias)
+	ex.repl.Set("llm.attempts", ex.attempts)
+	ex.repl.Set("llm.prompt_tokens", ex.promptTokens)
+	ex.repl.Set("llm.completion_tokens", ex.completionTokens)
+	ex.repl.Set("llm.total_tokens", ex.promptTokens+ex.completionTokens)
+	if ex.ttft > 0 {
+		ex.repl.Set("llm.ttft_ms", ex.ttft.Milliseconds())
+	}
+	requestsTotal.WithLabelValues(ex.route.name, alias, strconv.Itoa(ex.status)).Inc()
+	if ex.promptTokens > 0 {
+		tokensTotal.WithLabelValues(alias, "prompt").Add(float64(ex.promptTokens))
+	}
+	if ex.completionTokens > 0 {
+		tokensTotal.WithLabelValues(alias, "completion").Add(float64(ex.completionTokens))
+	}
+	if ce := ex.g.logger.Check(zap.DebugLevel, "request"); ce != nil {
+		ce.Write(zap.String("request_id", ex.id), zap.String("route", ex.route.name),
+			zap.String("model", alias), zap.String("upstream", up), zap.Int("status", ex.status),
+			zap.Int("attempts", ex.attempts), zap.Int64("prompt_tokens", ex.promptTokens),
+			zap.Int64("completion_tokens", ex.completionTokens), zap.Duration("duration", time.Since(ex.start)))
+	}
+}
+
+// readBody reads the request body within the configured limit.
+func (ex *exchange) readBody() ([]byte, error) {
+	limit := ex.g.MaxRequestBody
+	if ex.r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	size := ex.r.ContentLength
+	if size < 0 || size > limit {
+		size = 512
+	}
+	buf := make([]byte, 0, size+1)
+	body, err := readAllInto(buf, http.MaxBytesReader(ex.w, ex.r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(limit)
+		}
+		if ex.r.Context().Err() != nil {
+			return nil, errClientGone
+		}
+		return nil, wire.BadRequest("", "", "Could not read the request body: "+err.Error())
+	}
+	return body, nil
+}
+
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				return b, nil
+			}
+			return b, err
+		}
+	}
+}
+
+func tooLarge(limit int64) *wire.Error {
+	return &wire.Error{Status: http.StatusRequestEntityTooLarge, Type: wire.TypeInvalidRequest, Code: "request_too_large",
+		Message: "The request body exceeds the gateway's limit of " + strconv.FormatInt(limit, 10) + " bytes."}
+}

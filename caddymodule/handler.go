@@ -1,0 +1,237 @@
+// Package caddymodule holds Groundgate's Caddy HTTP handler, llm_gateway:
+// OpenAI- and Azure-shaped ingress, client keys, upstream pools with
+// breakers, retries and failover, and SSE streaming.
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/groundgate/groundgate/wire"
+)
+
+func init() {
+	caddy.RegisterModule(Gateway{})
+}
+
+// Gateway is the llm_gateway HTTP handler. Mount it where OpenAI or Azure
+// OpenAI clients send their requests; it answers every request itself:
+// the OpenAI routes under /v1, the Azure routes under /openai, and an
+// OpenAI-shaped 404 for anything else.
+type Gateway struct {
+	// Keys are the client keys the gateway accepts, each naming a
+	// principal. A request without a known key is refused with 401.
+	Keys []KeyConfig `json:"keys,omitempty"`
+
+	// Models are the model aliases clients may ask for (the `model` field
+	// on OpenAI routes, the deployment name on Azure routes), each served
+	// by a pool.
+	Models []ModelConfig `json:"models,omitempty"`
+
+	// Pools are named groups of upstream deployments.
+	Pools []PoolConfig `json:"pools,omitempty"`
+
+	// MaxRequestBody is the largest request body accepted, in bytes;
+	// larger bodies get 413. Default: 4 MiB.
+	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+
+	// MaxResponseBody bounds a non-streamed upstream response, in bytes.
+	// Default: 32 MiB.
+	MaxResponseBody int64 `json:"max_response_body,omitempty"`
+
+	// Timeout is the total time allowed to obtain an upstream response,
+	// retries and failover included (for streams: until the response
+	// headers). Default: 120s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// AttemptTimeout bounds one upstream attempt until its response
+	// headers (non-streamed: until its whole body). Default: 60s.
+	AttemptTimeout caddy.Duration `json:"attempt_timeout,omitempty"`
+
+	// StreamIdleTimeout ends a stream whose upstream sends nothing for
+	// this long, with an error event for the client. Default: 60s.
+	StreamIdleTimeout caddy.Duration `json:"stream_idle_timeout,omitempty"`
+
+	// MaxAttempts is the most upstream attempts one request may make,
+	// across all deployments of its pool. Default: 3.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// MaxRetryWait is the longest the gateway waits for a throttled
+	// deployment's retry-after before giving up with 503. Default: 10s.
+	MaxRetryWait caddy.Duration `json:"max_retry_wait,omitempty"`
+
+	// Breaker configures the circuit breaker each deployment has.
+	Breaker *BreakerConfig `json:"breaker,omitempty"`
+
+	keys      keyring
+	models    map[string]*model
+	modelList []byte // the /v1/models body, built once
+	pools     map[string]*pool
+	client    *http.Client
+	transport *http.Transport
+	logger    *zap.Logger
+	held      []heldRef // usage-pool entries this config holds
+}
+
+// ModelConfig maps a model alias to the pool that serves it.
+type ModelConfig struct {
+	// Alias is the name clients send as `model` or as the Azure
+	// deployment name.
+	Alias string `json:"alias"`
+	// Pool names the pool of upstream deployments that serves the alias.
+	Pool string `json:"pool"`
+	// Tokenizer is the OpenAI model name whose tokenizer counts this
+	// alias's tokens (e.g. gpt-4o). Default: the alias itself.
+	Tokenizer string `json:"tokenizer,omitempty"`
+}
+
+type model struct {
+	alias     string
+	pool      *pool
+	tokenizer string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gateway) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.llm_gateway",
+		New: func() caddy.Module { return new(Gateway) },
+	}
+}
+
+// Provision sets up the gateway.
+func (g *Gateway) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	if g.MaxRequestBody == 0 {
+		g.MaxRequestBody = 4 << 20
+	}
+	if g.MaxResponseBody == 0 {
+		g.MaxResponseBody = 32 << 20
+	}
+	if g.Timeout == 0 {
+		g.Timeout = caddy.Duration(120 * time.Second)
+	}
+	if g.AttemptTimeout == 0 {
+		g.AttemptTimeout = caddy.Duration(60 * time.Second)
+	}
+	if g.StreamIdleTimeout == 0 {
+		g.StreamIdleTimeout = caddy.Duration(60 * time.Second)
+	}
+	if g.MaxAttempts == 0 {
+		g.MaxAttempts = 3
+	}
+	if g.MaxRetryWait == 0 {
+		g.MaxRetryWait = caddy.Duration(10 * time.Second)
+	}
+	if g.Breaker == nil {
+		g.Breaker = new(BreakerConfig)
+	}
+	g.Breaker.setDefaults()
+
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	var err error
+	if g.keys, err = newKeyring(g.Keys); err != nil {
+		return err
+	}
+	g.transport = newTransport()
+	g.client = &http.Client{Transport: g.transport}
+	if err := g.provisionPools(); err != nil {
+		return err
+	}
+	return g.provisionModels()
+}
+
+func (g *Gateway) provisionModels() error {
+	g.models = make(map[string]*model, len(g.Models))
+	for i, mc := range g.Models {
+		if mc.Alias == "" {
+			return fmt.Errorf("models[%d]: alias is required", i)
+		}
+		if _, dup := g.models[mc.Alias]; dup {
+			return fmt.Errorf("model %q is defined twice", mc.Alias)
+		}
+		p, ok := g.pools[mc.Pool]
+		if !ok {
+			return fmt.Errorf("model %q: unknown pool %q", mc.Alias, mc.Pool)
+		}
+		tok := mc.Tokenizer
+		if tok == "" {
+			tok = mc.Alias
+		}
+		g.models[mc.Alias] = &model{alias: mc.Alias, pool: p, tokenizer: tok}
+	}
+	g.modelList = buildModelList(g.Models)
+	return nil
+}
+
+// Validate checks the configuration once provisioned.
+func (g *Gateway) Validate() error {
+	if len(g.Models) == 0 {
+		return fmt.Errorf("llm_gateway: at least one model is required")
+	}
+	if g.MaxAttempts < 1 {
+		return fmt.Errorf("llm_gateway: max_attempts must be at least 1")
+	}
+	return nil
+}
+
+// Cleanup releases what this config instance holds. In-flight streams of
+// the old config keep their connections: idle ones only are closed, and
+// shared upstream state stays until the last config using it is gone.
+func (g *Gateway) Cleanup() error {
+	for _, h := range g.held {
+		_, _ = h.pool.Delete(h.key)
+	}
+	if g.transport != nil {
+		g.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// ServeHTTP answers the request; it never calls next.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	ex := g.newExchange(w, r)
+	err := g.serve(ex)
+	if err != nil {
+		ex.fail(err)
+	}
+	ex.finish()
+	return nil
+}
+
+func (g *Gateway) serve(ex *exchange) error {
+	rt, err := matchRoute(ex.r)
+	if err != nil {
+		return err
+	}
+	ex.route = rt
+	if ex.principal, err = g.keys.authenticate(ex.r); err != nil {
+		return err
+	}
+	ex.repl.Set("llm.principal", ex.principal.name)
+	ex.repl.Set("llm.team", ex.principal.team)
+	switch rt.op {
+	case opModels:
+		return g.serveModels(ex)
+	case opChat:
+		return g.serveChat(ex)
+	case opEmbeddings:
+		return g.serveEmbeddings(ex)
+	}
+	return wire.BadRequest("", "", "unsupported operation")
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gateway)(nil)
+	_ caddy.Validator             = (*Gateway)(nil)
+	_ caddy.CleanerUpper          = (*Gateway)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
+)

@@ -1,0 +1,55 @@
+package caddymodule
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collectors live for the process and are registered on each config's
+// registry, so counters carry across reloads and a reload never panics
+// with a duplicate registration.
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "requests_total",
+		Help: "Requests answered by the gateway, by route, model alias and status code.",
+	}, []string{"route", "model", "code"})
+	tokensTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "tokens_total",
+		Help: "Tokens reported by upstreams (or counted when they report none), by model alias and direction (prompt or completion).",
+	}, []string{"model", "direction"})
+	upstreamDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "groundgate", Name: "upstream_response_seconds",
+		Help:    "Time from sending an upstream request to its response headers, by upstream and status code.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"upstream", "code"})
+	timeToFirstToken = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "groundgate", Name: "time_to_first_token_seconds",
+		Help:    "Time from the client's request to the first content event sent back on streams, by model alias.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"model"})
+	retriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "upstream_retries_total",
+		Help: "Upstream attempts that failed and led to another attempt or failover, by upstream and reason.",
+	}, []string{"upstream", "reason"})
+	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "groundgate", Name: "upstream_breaker_state",
+		Help: "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
+	}, []string{"upstream"})
+)
+
+// registerMetrics registers the collectors on a config's registry.
+func registerMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}

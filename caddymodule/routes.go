@@ -1,0 +1,98 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/groundgate/groundgate/wire"
+)
+
+type operation uint8
+
+const (
+	opChat operation = iota + 1
+	opEmbeddings
+	opModels
+)
+
+// API shapes, as policies and logs name them.
+const (
+	apiOpenAI  = "openai"   // /v1/...
+	apiAzure   = "azure"    // /openai/deployments/{deployment}/...
+	apiAzureV1 = "azure_v1" // /openai/v1/...
+)
+
+// route is what the URL says about a request.
+type route struct {
+	op  operation
+	api string
+	// deployment is the Azure deployment in the path ("" elsewhere);
+	// for GET .../models/{id} it is the id.
+	deployment string
+	name       string // for metrics and logs: "chat.completions", ...
+}
+
+// matchRoute maps method and path to a route, or an OpenAI-shaped 404/405.
+func matchRoute(r *http.Request) (route, error) {
+	p := r.URL.Path
+	var rt route
+	var rest string
+	switch {
+	case strings.HasPrefix(p, "/v1/"):
+		rt.api, rest = apiOpenAI, p[len("/v1/"):]
+	case strings.HasPrefix(p, "/openai/v1/"):
+		rt.api, rest = apiAzureV1, p[len("/openai/v1/"):]
+	case strings.HasPrefix(p, "/openai/deployments/"):
+		rt.api = apiAzure
+		dep, tail, ok := strings.Cut(p[len("/openai/deployments/"):], "/")
+		if !ok || dep == "" {
+			return rt, notFound(r)
+		}
+		rt.deployment, rest = dep, tail
+		if rest == "models" || strings.HasPrefix(rest, "models/") {
+			return rt, notFound(r)
+		}
+	case p == "/openai/models" || strings.HasPrefix(p, "/openai/models/"):
+		rt.api, rest = apiAzure, p[len("/openai/"):]
+	default:
+		return rt, notFound(r)
+	}
+	switch {
+	case rest == "chat/completions":
+		rt.op, rt.name = opChat, "chat.completions"
+	case rest == "embeddings":
+		rt.op, rt.name = opEmbeddings, "embeddings"
+	case rest == "models":
+		rt.op, rt.name = opModels, "models"
+	case strings.HasPrefix(rest, "models/") && len(rest) > len("models/") && rt.deployment == "":
+		rt.op, rt.name, rt.deployment = opModels, "models", rest[len("models/"):]
+	default:
+		return rt, notFound(r)
+	}
+	want := http.MethodPost
+	if rt.op == opModels {
+		want = http.MethodGet
+	}
+	if r.Method != want && !(want == http.MethodGet && r.Method == http.MethodHead) {
+		return rt, &wire.Error{
+			Status:  http.StatusMethodNotAllowed,
+			Type:    wire.TypeInvalidRequest,
+			Message: "Invalid method for URL (" + r.Method + " " + p + "): use " + want + ".",
+			Code:    "method_not_allowed",
+			Header:  http.Header{"Allow": {want}},
+		}
+	}
+	if rt.api == apiAzure && r.URL.Query().Get("api-version") == "" {
+		return rt, wire.BadRequest("api-version", "missing_required_parameter",
+			"Missing required query parameter 'api-version' (for example ?api-version=2024-10-21).")
+	}
+	return rt, nil
+}
+
+func notFound(r *http.Request) error {
+	return &wire.Error{
+		Status:  http.StatusNotFound,
+		Type:    wire.TypeInvalidRequest,
+		Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")",
+	}
+}

@@ -1,0 +1,124 @@
+package caddymodule
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/groundgate/groundgate/sse"
+	"github.com/groundgate/groundgate/wire"
+)
+
+var (
+	doneEvent        = []byte("data: [DONE]\n\n")
+	streamBrokenBody = (&wire.Error{Type: wire.TypeServer, Code: "upstream_stream_error",
+		Message: "The upstream stream ended unexpectedly; the answer is incomplete."}).AppendJSON([]byte("data: "))
+	streamIdleBody = (&wire.Error{Type: wire.TypeServer, Code: "upstream_stream_timeout",
+		Message: "The upstream stream stalled; the answer is incomplete."}).AppendJSON([]byte("data: "))
+)
+
+// relayStream forwards an upstream SSE stream event by event, flushing
+// each one. It reads usage from the usage chunk (forced upstream) and
+// drops that chunk when the client did not ask for it. A stream that
+// breaks ends for the client with an error event and [DONE].
+func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) error {
+	h := ex.w.Header()
+	ct := at.resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(ct, "text/event-stream") {
+		ct = "text/event-stream; charset=utf-8"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	rc := http.NewResponseController(ex.w)
+	ex.writeHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return errClientGone
+	}
+
+	// The idle timer cancels the upstream read when nothing arrives.
+	idle := time.Duration(g.StreamIdleTimeout)
+	var stalled atomic.Bool
+	timer := time.AfterFunc(idle, func() { stalled.Store(true); at.cancel() })
+	defer timer.Stop()
+
+	rd := sse.NewReader(at.resp.Body, 0)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			timer.Stop()
+			if ex.r.Context().Err() != nil {
+				return errClientGone
+			}
+			if errors.Is(err, io.EOF) && ex.finished {
+				// Some OpenAI-compatible servers close without [DONE].
+				_, _ = ex.w.Write(doneEvent)
+				_ = rc.Flush()
+				return nil
+			}
+			msg := streamBrokenBody
+			if stalled.Load() {
+				msg = streamIdleBody
+			}
+			g.logger.Warn("upstream stream broke", zap.String("request_id", ex.id),
+				zap.String("upstream", at.upstream.name), zap.Bool("stalled", stalled.Load()), zap.Error(err))
+			return ex.endStream(rc, msg)
+		}
+		timer.Reset(idle)
+		if ev.HasData && !ev.Done() {
+			if skip := ex.inspectChunk(ev.Data, clientWantsUsage); skip {
+				continue
+			}
+		}
+		if _, err := ex.w.Write(ev.Raw); err != nil {
+			return errClientGone
+		}
+		if err := rc.Flush(); err != nil {
+			return errClientGone
+		}
+		if ev.Done() {
+			return nil
+		}
+	}
+}
+
+// inspectChunk reads what the gateway needs from one chunk: usage, and
+// the time of the first content. It reports whether to drop the chunk.
+func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
+	if ex.ttft == 0 && gjson.GetBytes(data, "choices.0.delta").Exists() {
+		ex.ttft = time.Since(ex.start)
+		timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())
+	}
+	if !ex.finished {
+		fr := gjson.GetBytes(data, "choices.0.finish_reason")
+		ex.finished = fr.Type == gjson.String
+	}
+	u := gjson.GetBytes(data, "usage")
+	if !u.IsObject() {
+		return false
+	}
+	ex.recordUsage(u)
+	// The usage chunk has no choices; drop it if only we asked for it.
+	return !clientWantsUsage && len(gjson.GetBytes(data, "choices").Array()) == 0
+}
+
+// endStream closes a broken stream the way clients can parse: an error
+// event, then [DONE].
+func (ex *exchange) endStream(rc *http.ResponseController, msg []byte) error {
+	buf := make([]byte, 0, len(msg)+2+len(doneEvent))
+	buf = append(buf, msg...)
+	buf = append(buf, "\n\n"...)
+	buf = append(buf, doneEvent...)
+	if _, err := ex.w.Write(buf); err != nil {
+		return errClientGone
+	}
+	_ = rc.Flush()
+	ex.status = 502 // for metrics: the client got 200 headers, then an error
+	return nil
+}

@@ -1,0 +1,256 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/sony/gobreaker/v2"
+)
+
+// PoolConfig is a named group of upstream deployments that serve the same
+// model. Requests go to the lowest priority number first, spread by
+// weight among equals, and fail over to the next on errors.
+type PoolConfig struct {
+	// Name identifies the pool; models refer to it.
+	Name string `json:"name"`
+	// Upstreams are the pool's deployments.
+	Upstreams []UpstreamConfig `json:"upstreams"`
+}
+
+// UpstreamConfig is one Azure OpenAI deployment or OpenAI-compatible
+// endpoint.
+type UpstreamConfig struct {
+	// Name identifies the upstream in logs and metrics. Default: the
+	// deployment name.
+	Name string `json:"name,omitempty"`
+	// Type is "azure" (Azure OpenAI) or "openai" (any OpenAI-compatible
+	// API). Default: azure.
+	Type string `json:"type,omitempty"`
+	// Endpoint is the Azure resource URL (https://NAME.openai.azure.com)
+	// or, for type openai, the base URL including its version path
+	// (https://api.openai.com/v1). Placeholders are resolved at
+	// provisioning.
+	Endpoint string `json:"endpoint"`
+	// Deployment is the Azure deployment name, or for type openai the
+	// model name sent upstream.
+	Deployment string `json:"deployment"`
+	// APIVersion is the Azure api-version query parameter. "v1" selects
+	// Azure's /openai/v1 routes. Default: 2024-10-21.
+	APIVersion string `json:"api_version,omitempty"`
+	// APIKey authenticates to the upstream (api-key header for Azure,
+	// Bearer for openai). Use a placeholder such as {env.AZURE_OPENAI_API_KEY}
+	// so the key stays out of the config; it is resolved at provisioning.
+	APIKey string `json:"api_key,omitempty"`
+	// Entra authenticates with Microsoft Entra ID client credentials
+	// instead of a key.
+	Entra *EntraConfig `json:"entra,omitempty"`
+	// Priority orders deployments: lower numbers are tried first.
+	Priority int `json:"priority,omitempty"`
+	// Weight spreads load among deployments of equal priority. Default: 1.
+	Weight int `json:"weight,omitempty"`
+}
+
+// BreakerConfig configures each deployment's circuit breaker.
+type BreakerConfig struct {
+	// Failures is how many consecutive failures (5xx, connection errors,
+	// timeouts) open the breaker. Default: 5.
+	Failures uint32 `json:"failures,omitempty"`
+	// OpenFor is how long an open breaker refuses requests before letting
+	// trial requests through (half-open). Default: 30s.
+	OpenFor caddy.Duration `json:"open_for,omitempty"`
+	// HalfOpenRequests is how many trial requests a half-open breaker
+	// admits; that many successes close it. Default: 1.
+	HalfOpenRequests uint32 `json:"half_open_requests,omitempty"`
+}
+
+func (b *BreakerConfig) setDefaults() {
+	if b.Failures == 0 {
+		b.Failures = 5
+	}
+	if b.OpenFor == 0 {
+		b.OpenFor = caddy.Duration(30 * time.Second)
+	}
+	if b.HalfOpenRequests == 0 {
+		b.HalfOpenRequests = 1
+	}
+}
+
+type pool struct {
+	name      string
+	upstreams []*upstream
+}
+
+type upstream struct {
+	name       string
+	kind       string // "azure" or "openai"
+	deployment string
+	// urls by operation, built once.
+	chatURL, embeddingsURL string
+	// setModel: the body's model must name the upstream model (openai
+	// and Azure v1), not the client's alias.
+	setModel bool
+	priority int
+	weight   int
+	creds    credentials
+	state    *upstreamState
+}
+
+// upstreamState outlives reloads: a breaker that opened under the old
+// config stays open under the new one.
+type upstreamState struct {
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// coolUntil is when a 429's retry-after expires (unix nanoseconds).
+	coolUntil atomic.Int64
+}
+
+// Destruct satisfies caddy.Destructor.
+func (*upstreamState) Destruct() error { return nil }
+
+var upstreamStates = caddy.NewUsagePool()
+
+// heldRef is a usage-pool entry a config holds until its Cleanup.
+type heldRef struct {
+	pool *caddy.UsagePool
+	key  string
+}
+
+func (g *Gateway) provisionPools() error {
+	repl := caddy.NewReplacer()
+	g.pools = make(map[string]*pool, len(g.Pools))
+	for i, pc := range g.Pools {
+		if pc.Name == "" {
+			return fmt.Errorf("pools[%d]: name is required", i)
+		}
+		if _, dup := g.pools[pc.Name]; dup {
+			return fmt.Errorf("pool %q is defined twice", pc.Name)
+		}
+		if len(pc.Upstreams) == 0 {
+			return fmt.Errorf("pool %q: at least one upstream is required", pc.Name)
+		}
+		if len(pc.Upstreams) > 64 {
+			return fmt.Errorf("pool %q: at most 64 upstreams", pc.Name)
+		}
+		p := &pool{name: pc.Name}
+		for j := range pc.Upstreams {
+			u, err := g.newUpstream(repl, &pc.Upstreams[j])
+			if err != nil {
+				return fmt.Errorf("pool %q: upstream %d: %w", pc.Name, j, err)
+			}
+			p.upstreams = append(p.upstreams, u)
+		}
+		g.pools[pc.Name] = p
+	}
+	return nil
+}
+
+func (g *Gateway) newUpstream(repl *caddy.Replacer, uc *UpstreamConfig) (*upstream, error) {
+	u := &upstream{kind: uc.Type, deployment: uc.Deployment, priority: uc.Priority, weight: uc.Weight, name: uc.Name}
+	if u.kind == "" {
+		u.kind = "azure"
+	}
+	if u.deployment == "" {
+		return nil, fmt.Errorf("deployment is required")
+	}
+	if u.name == "" {
+		u.name = u.deployment
+	}
+	if u.weight == 0 {
+		u.weight = 1
+	}
+	if u.weight < 0 {
+		return nil, fmt.Errorf("%s: weight must be positive", u.name)
+	}
+	endpoint, err := repl.ReplaceOrErr(uc.Endpoint, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: endpoint: %v", u.name, err)
+	}
+	base, err := url.Parse(strings.TrimRight(endpoint, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("%s: endpoint %q must be an http(s) URL", u.name, endpoint)
+	}
+	switch u.kind {
+	case "azure":
+		ver := uc.APIVersion
+		if ver == "" {
+			ver = "2024-10-21"
+		}
+		if ver == "v1" {
+			u.chatURL = base.String() + "/openai/v1/chat/completions"
+			u.embeddingsURL = base.String() + "/openai/v1/embeddings"
+			u.setModel = true
+		} else {
+			dep := base.String() + "/openai/deployments/" + url.PathEscape(u.deployment)
+			q := "?api-version=" + url.QueryEscape(ver)
+			u.chatURL = dep + "/chat/completions" + q
+			u.embeddingsURL = dep + "/embeddings" + q
+		}
+	case "openai":
+		u.chatURL = base.String() + "/chat/completions"
+		u.embeddingsURL = base.String() + "/embeddings"
+		u.setModel = true
+	default:
+		return nil, fmt.Errorf("%s: type must be azure or openai, not %q", u.name, u.kind)
+	}
+	if u.creds, err = g.newCredentials(repl, u, uc); err != nil {
+		return nil, err
+	}
+	u.state = g.upstreamState(u, base.String())
+	return u, nil
+}
+
+// upstreamState finds or makes the state shared by every config that has
+// this deployment with these breaker settings.
+func (g *Gateway) upstreamState(u *upstream, base string) *upstreamState {
+	b := g.Breaker
+	key := fmt.Sprintf("%s|%s|%s|%s|%d|%d|%d", u.kind, base, u.deployment, u.name, b.Failures, b.OpenFor, b.HalfOpenRequests)
+	val, _, _ := upstreamStates.LoadOrNew(key, func() (caddy.Destructor, error) {
+		name := u.name
+		failures := b.Failures
+		return &upstreamState{breaker: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        name,
+			MaxRequests: b.HalfOpenRequests,
+			Timeout:     time.Duration(b.OpenFor),
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+			IsExcluded:  func(err error) bool { return err == errExcluded },
+			OnStateChange: func(name string, _, to gobreaker.State) {
+				breakerState.WithLabelValues(name).Set(float64(to))
+			},
+		})}, nil
+	})
+	g.held = append(g.held, heldRef{upstreamStates, key})
+	return val.(*upstreamState)
+}
+
+// cooling reports whether a 429's retry-after still holds, and until when.
+func (s *upstreamState) cooling(now time.Time) (time.Time, bool) {
+	until := s.coolUntil.Load()
+	return time.Unix(0, until), until > now.UnixNano()
+}
+
+func (s *upstreamState) coolFor(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := s.coolUntil.Load()
+		if cur >= until || s.coolUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// newTransport is tuned for many concurrent calls to few hosts.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}

@@ -1,0 +1,16 @@
+// Package groundgate is an LLM gateway built as Caddy v2 modules, in front
+// of Azure OpenAI and any OpenAI-compatible API.
+//
+// Importing this package registers every Groundgate module with Caddy, so
+//
+//	xcaddy build --with github.com/groundgate/groundgate
+//
+// builds a Caddy binary with all of them.
+package groundgate
+
+import (
+	// The gateway handler, llm_gateway.
+	_ "github.com/groundgate/groundgate/caddymodule"
+	// The Azure OpenAI simulator, aoai_simulator.
+	_ "github.com/groundgate/groundgate/plugins/simulator"
+)

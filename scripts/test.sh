@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check Groundgate has: vet, the race-enabled tests (unit,
+# fuzz seed corpora, integration through a real Caddy), and a smoke test
+# of the demo built by ./xcaddy.sh. CI runs exactly this (.ci/run).
+#
+#   ./scripts/test.sh            everything
+#   SKIP_DEMO=1 ./scripts/test.sh  without building ./caddy
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== go vet"
+go vet ./...
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n "$unformatted" ]]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+if [[ -z "${SKIP_DEMO:-}" ]]; then
+  echo "== demo smoke test"
+  ./scripts/demo-smoke.sh
+fi
+echo "== all checks passed"

@@ -18,7 +18,7 @@ fi
 export CGO_ENABLED=${CGO_ENABLED:-0}
 go run "github.com/caddyserver/xcaddy/cmd/xcaddy@${XCADDY_VERSION}" build "${CADDY_VERSION}" \
   --output ./caddy \
-  --with "github.com/groundgate/groundgate=."
+  --with "github.com/groundgate/groundgate@v0.0.0=."
 
 if [[ "${1:-}" == "run" ]]; then
   # With no Azure endpoint configured, the demo talks to the bundled

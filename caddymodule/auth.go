@@ -100,3 +100,13 @@ func redactKey(k string) string {
 	}
 	return k[:3] + "****" + k[len(k)-4:]
 }
+
+// byName finds a principal by its key's name (for explain).
+func (kr keyring) byName(name string) *principal {
+	for _, p := range kr {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}

@@ -61,6 +61,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        open_for <duration>
 //	        half_open_requests <n>
 //	    }
+//	    policies <file|glob|dir...>
+//	    watch <interval>
+//	    introspect <key name...>
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -92,6 +95,23 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseInt(d, &g.MaxAttempts)
 		case "breaker":
 			err = g.parseBreaker(d)
+		case "policies":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("policies: expected one or more files, globs or directories")
+			}
+			if err := checkPolicyFiles(args); err != nil {
+				return d.Errf("policies: %v", err)
+			}
+			g.Policies = append(g.Policies, args...)
+		case "watch":
+			err = parseDuration(d, &g.Watch)
+		case "introspect":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("introspect: expected the names of the keys allowed to call the operator endpoints")
+			}
+			g.Introspect = append(g.Introspect, args...)
 		default:
 			return d.Errf("unrecognized llm_gateway subdirective %q", d.Val())
 		}

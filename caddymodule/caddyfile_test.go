@@ -121,6 +121,8 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 }
 
+func caddyfileDispenser(s string) *caddyfile.Dispenser { return caddyfile.NewTestDispenser(s) }
+
 func TestCaddyfileStrict(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{`llm_gateway { modle gpt-4o main }`, `unrecognized llm_gateway subdirective "modle"`},

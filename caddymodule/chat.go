@@ -5,7 +5,9 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/tokens"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -19,15 +21,20 @@ func (g *Gateway) serveChat(ex *exchange) error {
 	if err != nil {
 		return err
 	}
-	if ex.model, err = g.resolveModel(ex.route, chat.Model); err != nil {
+	alias, err := requestedModel(ex.route, chat.Model)
+	if err != nil {
+		return err
+	}
+	if body, err = g.applyPolicy(ex, body, alias, chat.Messages); err != nil {
 		return err
 	}
 	// Usage must come back on streams too, or token accounting is blind.
 	if chat.Stream && !chat.IncludeUsage {
-		if body, err = sjson.SetBytes(body, "stream_options.include_usage", true); err != nil {
+		if body, err = setIncludeUsage(body); err != nil {
 			return err
 		}
 	}
+	ex.sent = body
 	at, err := g.call(ex, ex.model.pool, opChat, body, chat.Stream)
 	if err != nil {
 		return err
@@ -40,25 +47,25 @@ func (g *Gateway) serveChat(ex *exchange) error {
 	return ex.relayJSON(at)
 }
 
-// resolveModel finds the alias named by the Azure path or the body.
-func (g *Gateway) resolveModel(rt route, bodyModel string) (*model, error) {
+// requestedModel is the alias named by the Azure path or the body.
+func requestedModel(rt route, bodyModel string) (string, error) {
 	alias := bodyModel
 	if rt.api == apiAzure {
 		alias = rt.deployment
 	}
 	if alias == "" {
-		return nil, wire.BadRequest("model", "missing_required_parameter", "You must provide a model parameter.")
+		return "", wire.BadRequest("model", "missing_required_parameter", "You must provide a model parameter.")
 	}
-	m, ok := g.models[alias]
-	if !ok {
-		if rt.api == apiAzure {
-			return nil, &wire.Error{Status: http.StatusNotFound, Type: wire.TypeInvalidRequest, Code: "DeploymentNotFound",
-				Message: "The API deployment " + alias + " does not exist on this gateway."}
-		}
-		return nil, &wire.Error{Status: http.StatusNotFound, Type: wire.TypeInvalidRequest, Param: "model", Code: "model_not_found",
-			Message: "The model `" + alias + "` does not exist or you do not have access to it."}
+	return alias, nil
+}
+
+func unknownModel(rt route, alias string) error {
+	if rt.api == apiAzure {
+		return &wire.Error{Status: http.StatusNotFound, Type: wire.TypeInvalidRequest, Code: "DeploymentNotFound",
+			Message: "The API deployment " + alias + " does not exist on this gateway."}
 	}
-	return m, nil
+	return &wire.Error{Status: http.StatusNotFound, Type: wire.TypeInvalidRequest, Param: "model", Code: "model_not_found",
+		Message: "The model `" + alias + "` does not exist or you do not have access to it."}
 }
 
 // relayJSON sends a whole upstream answer: a completion, or an upstream
@@ -66,6 +73,11 @@ func (g *Gateway) resolveModel(rt route, bodyModel string) (*model, error) {
 func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
+		if !ex.usageReported && ex.route.op == opChat {
+			ex.answer = append(ex.answer, gjson.GetBytes(at.body, "choices.0.message.content").Str...)
+		}
+	} else {
+		ex.sent = nil // nothing to count for an upstream error
 	}
 	h := ex.w.Header()
 	ct := at.resp.Header.Get("Content-Type")
@@ -94,4 +106,24 @@ func (ex *exchange) recordUsage(u gjson.Result) {
 // Azure v1 upstreams read the deployment from it).
 func setModel(body []byte, name string) ([]byte, error) {
 	return sjson.SetBytes(body, "model", name)
+}
+
+// setIncludeUsage asks the upstream for the usage chunk.
+func setIncludeUsage(body []byte) ([]byte, error) {
+	return sjson.SetBytes(body, "stream_options.include_usage", true)
+}
+
+// countUsage counts tokens with the model's tokenizer when the upstream
+// reported none (some OpenAI-compatible servers ignore include_usage).
+func (ex *exchange) countUsage() {
+	enc, err := tokens.ForModel(ex.model.tokenizer)
+	if err != nil {
+		ex.g.logger.Warn("upstream reported no usage and no tokenizer is known for the model",
+			zap.String("model", ex.model.alias), zap.String("tokenizer", ex.model.tokenizer))
+		return
+	}
+	if n, err := enc.CountChat(ex.sent); err == nil {
+		ex.promptTokens = int64(n)
+	}
+	ex.completionTokens = int64(enc.Count(string(ex.answer)))
 }

@@ -110,7 +110,7 @@ func (g *Gateway) newEntraCreds(repl *caddy.Replacer, name string, ec *EntraConf
 			"client_id":     {clientID},
 			"client_secret": {secret},
 			"scope":         {scope},
-		}.Encode(), client: g.client}, nil
+		}.Encode(), client: g.client, clock: time.Now}, nil
 	})
 	g.held = append(g.held, heldRef{tokenSources, key})
 	return entraCreds{src: val.(*tokenSource)}, nil
@@ -127,6 +127,7 @@ type tokenSource struct {
 	client   *http.Client
 
 	mu         sync.Mutex
+	clock      func() time.Time // time.Now; tests move it
 	tok        string
 	expires    time.Time
 	refreshAt  time.Time
@@ -135,13 +136,10 @@ type tokenSource struct {
 
 func (*tokenSource) Destruct() error { return nil }
 
-// now is replaced in tests.
-var now = time.Now
-
 func (ts *tokenSource) token(ctx context.Context) (string, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	t := now()
+	t := ts.clock()
 	if ts.tok != "" && t.Before(ts.expires) {
 		if !t.Before(ts.refreshAt) && !ts.refreshing {
 			ts.refreshing = true
@@ -176,9 +174,9 @@ func (ts *tokenSource) fetchLocked(ctx context.Context) (string, error) {
 }
 
 // set stores a token valid for exp and plans its refresh when 20% of
-// its life (at most 5 minutes) remains.
+// its life (at most 5 minutes) remains. The caller holds ts.mu.
 func (ts *tokenSource) set(tok string, exp time.Duration) {
-	t := now()
+	t := ts.clock()
 	margin := min(exp/5, 5*time.Minute)
 	ts.tok, ts.expires, ts.refreshAt = tok, t.Add(exp-10*time.Second), t.Add(exp-margin)
 }

@@ -53,21 +53,34 @@ func TestEntraTokenFetchedCachedAndRefreshed(t *testing.T) {
 	mu.Unlock()
 
 	// Near expiry the token is refreshed in the background while the
-	// current one is still used; past expiry a new one is fetched inline.
-	defer func() { now = time.Now }()
-	now = func() time.Time { return time.Now().Add(3599*time.Second - 4*time.Minute) }
-	do(t, g, "POST", "/v1/chat/completions", chatBody)
-	deadline := time.Now().Add(2 * time.Second)
-	for issued.Load() < 2 && time.Now().Before(deadline) {
+	// current one is still used; the next requests carry the new one.
+	ts := g.pools["main"].upstreams[0].creds.(entraCreds).src
+	ts.mu.Lock()
+	ts.clock = func() time.Time { return time.Now().Add(3599*time.Second - 4*time.Minute) }
+	ts.mu.Unlock()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		do(t, g, "POST", "/v1/chat/completions", chatBody)
+		req, _ = up.lastRequest()
+		if req.Header.Get("Authorization") == "Bearer tok-2" {
+			break
+		}
+		if req.Header.Get("Authorization") != "Bearer tok-1" || time.Now().After(deadline) {
+			t.Fatalf("token not refreshed before expiry: %q", req.Header.Get("Authorization"))
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if issued.Load() != 2 {
-		t.Fatal("token not refreshed before expiry")
+	if n := issued.Load(); n != 2 {
+		t.Fatalf("%d tokens issued, want 2 (one refresh)", n)
 	}
+	// Past expiry, a new token is fetched inline.
+	ts.mu.Lock()
+	ts.clock = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	ts.mu.Unlock()
 	do(t, g, "POST", "/v1/chat/completions", chatBody)
 	req, _ = up.lastRequest()
-	if req.Header.Get("Authorization") != "Bearer tok-2" {
-		t.Fatalf("refreshed token not used: %q", req.Header.Get("Authorization"))
+	if req.Header.Get("Authorization") != "Bearer tok-3" {
+		t.Fatalf("expired token not replaced inline: %q", req.Header.Get("Authorization"))
 	}
 }
 

@@ -1,6 +1,10 @@
 package caddymodule
 
-import "github.com/groundgate/groundgate/wire"
+import (
+	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/wire"
+)
 
 // serveEmbeddings proxies embeddings requests on every API shape.
 func (g *Gateway) serveEmbeddings(ex *exchange) error {
@@ -12,7 +16,11 @@ func (g *Gateway) serveEmbeddings(ex *exchange) error {
 	if err != nil {
 		return err
 	}
-	if ex.model, err = g.resolveModel(ex.route, emb.Model); err != nil {
+	alias, err := requestedModel(ex.route, emb.Model)
+	if err != nil {
+		return err
+	}
+	if body, err = g.applyPolicy(ex, body, alias, gjson.Result{}); err != nil {
 		return err
 	}
 	at, err := g.call(ex, ex.model.pool, opEmbeddings, body, false)

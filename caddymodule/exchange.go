@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -26,6 +27,8 @@ type exchange struct {
 	route     route
 	principal *principal
 	model     *model
+	policy    *policies.Policy // nil without policies
+	feature   string
 
 	upstream *upstream // the upstream that answered
 	attempts int
@@ -36,6 +39,9 @@ type exchange struct {
 	usageReported                  bool // the upstream reported usage
 	ttft                           time.Duration
 	finished                       bool // a stream chunk carried a finish_reason
+	// sent is the body sent upstream and answer the streamed text, for
+	// counting tokens when an upstream reports no usage.
+	sent, answer []byte
 }
 
 // errClientGone means the client went away; nothing more is written.
@@ -112,6 +118,9 @@ func (ex *exchange) finish() {
 		up = ex.upstream.name
 		ex.repl.Set("llm.upstream", up)
 		ex.repl.Set("llm.deployment", ex.upstream.deployment)
+	}
+	if !ex.usageReported && ex.sent != nil && ex.status == http.StatusOK {
+		ex.countUsage()
 	}
 	ex.repl.Set("llm.model", alias)
 	ex.repl.Set("llm.attempts", ex.attempts)

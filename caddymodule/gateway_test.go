@@ -234,11 +234,17 @@ func TestAuthAndCredentials(t *testing.T) {
 	if up.calls.Load() != 0 {
 		t.Fatal("an unauthenticated request reached the upstream")
 	}
-	r = do(t, g, "POST", "/v1/chat/completions", chatBody, "Authorization", "", "api-key", testKey)
-	if r.status != 200 || r.ex["llm.principal"] != "alice" {
-		t.Fatalf("api-key header: %d %v", r.status, r.ex)
+	req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("api-key", testKey)
+	rec := httptest.NewRecorder()
+	_ = g.ServeHTTP(rec, req, nil)
+	if rec.Code != 200 {
+		t.Fatalf("api-key header: %d %s", rec.Code, rec.Body)
 	}
-	req, _ := up.lastRequest()
+	if req.Header.Get("api-key") != "" {
+		t.Fatal("the client's api-key header stays on the request, where Caddy's access log would print it")
+	}
+	req, _ = up.lastRequest()
 	if req.Header.Get("api-key") != "upstream-secret-a" || req.Header.Get("Authorization") != "" {
 		t.Fatalf("azure upstream auth headers: api-key=%q authorization=%q", req.Header.Get("api-key"), req.Header.Get("Authorization"))
 	}

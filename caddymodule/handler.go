@@ -68,6 +68,21 @@ type Gateway struct {
 	// Breaker configures the circuit breaker each deployment has.
 	Breaker *BreakerConfig `json:"breaker,omitempty"`
 
+	// Policies are policy files, globs or directories (YAML; see
+	// policies/README.md). With policies, a request no policy allows is
+	// refused with 403; without, every key may use every model.
+	Policies []string `json:"policies,omitempty"`
+
+	// Watch, when set, re-reads the policy files at this interval and
+	// swaps in the new policies when their contents change and validate;
+	// invalid files are logged and the old policies keep serving.
+	Watch caddy.Duration `json:"watch,omitempty"`
+
+	// Introspect names the principals (client keys) allowed to call the
+	// operator endpoints GET /groundgate/policies and
+	// POST /groundgate/explain/{route}. Empty: the endpoints are off.
+	Introspect []string `json:"introspect,omitempty"`
+
 	keys      keyring
 	models    map[string]*model
 	modelList []byte // the /v1/models body, built once
@@ -76,6 +91,9 @@ type Gateway struct {
 	transport *http.Transport
 	logger    *zap.Logger
 	held      []heldRef // usage-pool entries this config holds
+	policies  *policyState
+	// lastWatchErr dedupes the watcher's error logs; only it touches it.
+	lastWatchErr string
 }
 
 // ModelConfig maps a model alias to the pool that serves it.
@@ -145,7 +163,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := g.provisionPools(); err != nil {
 		return err
 	}
-	return g.provisionModels()
+	if err := g.provisionModels(); err != nil {
+		return err
+	}
+	return g.provisionPolicies(ctx)
 }
 
 func (g *Gateway) provisionModels() error {
@@ -215,6 +236,9 @@ func (g *Gateway) serve(ex *exchange) error {
 	if ex.principal, err = g.keys.authenticate(ex.r); err != nil {
 		return err
 	}
+	// Caddy's access log redacts Authorization but not api-key; the key
+	// is not needed past this point.
+	ex.r.Header.Del("Api-Key")
 	ex.repl.Set("llm.principal", ex.principal.name)
 	ex.repl.Set("llm.team", ex.principal.team)
 	switch rt.op {
@@ -224,6 +248,12 @@ func (g *Gateway) serve(ex *exchange) error {
 		return g.serveChat(ex)
 	case opEmbeddings:
 		return g.serveEmbeddings(ex)
+	case opTokenCounter:
+		return g.serveTokenCounter(ex)
+	case opPolicies:
+		return g.servePolicies(ex)
+	case opExplain:
+		return g.serveExplain(ex)
 	}
 	return wire.BadRequest("", "", "unsupported operation")
 }

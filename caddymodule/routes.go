@@ -13,6 +13,9 @@ const (
 	opChat operation = iota + 1
 	opEmbeddings
 	opModels
+	opTokenCounter
+	opPolicies
+	opExplain
 )
 
 // API shapes, as policies and logs name them.
@@ -29,7 +32,8 @@ type route struct {
 	// deployment is the Azure deployment in the path ("" elsewhere);
 	// for GET .../models/{id} it is the id.
 	deployment string
-	name       string // for metrics and logs: "chat.completions", ...
+	name       string    // for metrics and logs: "chat.completions", ...
+	explains   operation // for opExplain: the operation explained
 }
 
 // matchRoute maps method and path to a route, or an OpenAI-shaped 404/405.
@@ -38,6 +42,27 @@ func matchRoute(r *http.Request) (route, error) {
 	var rt route
 	var rest string
 	switch {
+	case p == "/utils/token_counter":
+		rt = route{op: opTokenCounter, api: apiOpenAI, name: "token_counter"}
+		return rt, requireMethod(r, http.MethodPost)
+	case p == "/groundgate/policies":
+		rt = route{op: opPolicies, name: "policies"}
+		return rt, requireMethod(r, http.MethodGet)
+	case strings.HasPrefix(p, "/groundgate/explain/"):
+		// The rest of the path is the route to explain, e.g.
+		// /groundgate/explain/v1/chat/completions.
+		inner := r.Clone(r.Context())
+		inner.URL.Path = p[len("/groundgate/explain"):]
+		inner.Method = http.MethodPost
+		target, err := matchRoute(inner)
+		if err != nil {
+			return rt, err
+		}
+		if target.op != opChat && target.op != opEmbeddings {
+			return rt, notFound(r)
+		}
+		target.explains, target.op = target.op, opExplain
+		return target, requireMethod(r, http.MethodPost)
 	case strings.HasPrefix(p, "/v1/"):
 		rt.api, rest = apiOpenAI, p[len("/v1/"):]
 	case strings.HasPrefix(p, "/openai/v1/"):
@@ -73,14 +98,8 @@ func matchRoute(r *http.Request) (route, error) {
 	if rt.op == opModels {
 		want = http.MethodGet
 	}
-	if r.Method != want && !(want == http.MethodGet && r.Method == http.MethodHead) {
-		return rt, &wire.Error{
-			Status:  http.StatusMethodNotAllowed,
-			Type:    wire.TypeInvalidRequest,
-			Message: "Invalid method for URL (" + r.Method + " " + p + "): use " + want + ".",
-			Code:    "method_not_allowed",
-			Header:  http.Header{"Allow": {want}},
-		}
+	if err := requireMethod(r, want); err != nil {
+		return rt, err
 	}
 	if rt.api == apiAzure && r.URL.Query().Get("api-version") == "" {
 		return rt, wire.BadRequest("api-version", "missing_required_parameter",
@@ -94,5 +113,18 @@ func notFound(r *http.Request) error {
 		Status:  http.StatusNotFound,
 		Type:    wire.TypeInvalidRequest,
 		Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")",
+	}
+}
+
+func requireMethod(r *http.Request, want string) error {
+	if r.Method == want || (want == http.MethodGet && r.Method == http.MethodHead) {
+		return nil
+	}
+	return &wire.Error{
+		Status:  http.StatusMethodNotAllowed,
+		Type:    wire.TypeInvalidRequest,
+		Message: "Invalid method for URL (" + r.Method + " " + r.URL.Path + "): use " + want + ".",
+		Code:    "method_not_allowed",
+		Header:  http.Header{"Allow": {want}},
 	}
 }

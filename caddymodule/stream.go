@@ -99,6 +99,12 @@ func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
 		fr := gjson.GetBytes(data, "choices.0.finish_reason")
 		ex.finished = fr.Type == gjson.String
 	}
+	if !ex.usageReported {
+		// Kept only until usage arrives: the fallback count needs it.
+		if c := gjson.GetBytes(data, "choices.0.delta.content"); c.Type == gjson.String {
+			ex.answer = append(ex.answer, c.Str...)
+		}
+	}
 	u := gjson.GetBytes(data, "usage")
 	if !u.IsObject() {
 		return false

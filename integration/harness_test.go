@@ -5,6 +5,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -137,3 +138,5 @@ func TestMain(m *testing.M) {
 }
 
 var plainClient = &http.Client{Timeout: 30 * time.Second}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

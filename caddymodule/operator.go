@@ -1,0 +1,185 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/tokens"
+	"github.com/groundgate/groundgate/wire"
+)
+
+// serveTokenCounter answers POST /utils/token_counter with the prompt
+// tokens of {model, messages} counted as OpenAI bills a chat prompt
+// (LiteLLM's endpoint and field names).
+func (g *Gateway) serveTokenCounter(ex *exchange) error {
+	body, err := ex.readBody()
+	if err != nil {
+		return err
+	}
+	chat, err := wire.ParseChat(body)
+	if err != nil {
+		return err
+	}
+	if chat.Model == "" {
+		return wire.BadRequest("model", "missing_required_parameter", "You must provide a model parameter.")
+	}
+	tokenizer := chat.Model
+	if m, ok := g.models[chat.Model]; ok {
+		tokenizer = m.tokenizer
+	}
+	enc, err := tokens.ForModel(tokenizer)
+	if err != nil {
+		return wire.BadRequest("model", "model_not_found", "No tokenizer is known for model `"+chat.Model+"`: "+err.Error())
+	}
+	n, err := enc.CountChat(body)
+	if err != nil {
+		return wire.BadRequest("messages", "invalid_value", err.Error())
+	}
+	return ex.writeJSON(map[string]any{
+		"total_tokens":   n,
+		"request_model":  chat.Model,
+		"model_used":     tokenizer,
+		"tokenizer_type": enc.Name(),
+	})
+}
+
+// operator checks that the caller may use the operator endpoints.
+func (g *Gateway) operator(ex *exchange) error {
+	if slices.Contains(g.Introspect, ex.principal.name) {
+		return nil
+	}
+	if len(g.Introspect) == 0 {
+		return notFound(ex.r)
+	}
+	return &wire.Error{Status: http.StatusForbidden, Type: wire.TypePermission, Code: "operator_only",
+		Message: "Key " + ex.principal.name + " may not call the gateway's operator endpoints (see introspect)."}
+}
+
+type policyInfo struct {
+	Name        string              `json:"name"`
+	Description string              `json:"description,omitempty"`
+	Source      string              `json:"source"`
+	Line        int                 `json:"line"`
+	Hash        string              `json:"hash"`
+	Priority    int                 `json:"priority"`
+	Default     bool                `json:"default"`
+	Feature     string              `json:"feature,omitempty"`
+	Pool        string              `json:"pool,omitempty"`
+	Match       policies.Match      `json:"match"`
+	Teams       policies.TeamAccess `json:"teams"`
+	MetaPrompt  string              `json:"meta_prompt_mode,omitempty"`
+}
+
+// servePolicies answers GET /groundgate/policies: the active policies in
+// precedence order with their content hashes and sources.
+func (g *Gateway) servePolicies(ex *exchange) error {
+	if err := g.operator(ex); err != nil {
+		return err
+	}
+	out := map[string]any{"hash": "", "policies": []policyInfo{}}
+	if g.policies != nil {
+		set := g.policies.set.Load()
+		infos := make([]policyInfo, 0, len(set.Policies()))
+		for _, p := range set.Policies() {
+			pi := policyInfo{Name: p.Name, Description: p.Description, Source: p.Source, Line: p.Line, Hash: p.Hash,
+				Priority: p.Priority, Default: p.Default, Feature: p.Feature, Pool: p.Pool, Match: p.Match, Teams: p.Teams}
+			if p.Meta != nil {
+				pi.MetaPrompt = string(p.Meta.Mode)
+			}
+			infos = append(infos, pi)
+		}
+		out = map[string]any{"hash": set.Hash(), "policies": infos}
+	}
+	return ex.writeJSON(out)
+}
+
+// serveExplain answers POST /groundgate/explain/{route}?principal=NAME:
+// which policy a request would match and why, and the upstream request
+// the gateway would send (without credentials). Nothing is sent.
+func (g *Gateway) serveExplain(ex *exchange) error {
+	if err := g.operator(ex); err != nil {
+		return err
+	}
+	if name := ex.r.URL.Query().Get("principal"); name != "" {
+		p := g.keys.byName(name)
+		if p == nil {
+			return wire.BadRequest("principal", "unknown_principal", "No key is named "+name+".")
+		}
+		ex.principal = p
+	}
+	body, err := ex.readBody()
+	if err != nil {
+		return err
+	}
+	var alias string
+	var messages gjson.Result
+	if ex.route.explains == opChat {
+		chat, err := wire.ParseChat(body)
+		if err != nil {
+			return err
+		}
+		alias, messages = chat.Model, chat.Messages
+	} else {
+		emb, err := wire.ParseEmbeddings(body)
+		if err != nil {
+			return err
+		}
+		alias = emb.Model
+	}
+	if alias, err = requestedModel(ex.route, alias); err != nil {
+		return err
+	}
+	out := map[string]any{"principal": ex.principal.name, "team": ex.principal.team, "model": alias}
+	if g.policies != nil {
+		set := g.policies.set.Load()
+		d := set.Match(policies.Input{API: ex.route.api, Route: ex.route.name, Model: alias,
+			Key: ex.principal.name, Team: ex.principal.team, Feature: ex.r.Header.Get(policies.FeatureHeader)})
+		dec := map[string]any{"denied": d.Denied, "reason": d.Reason, "feature": d.Feature, "by_alias": d.ByAlias, "trace": d.Trace, "policy_set_hash": set.Hash()}
+		if d.Policy != nil {
+			dec["policy"], dec["source"], dec["hash"] = d.Policy.Name, d.Policy.Source, d.Policy.Hash
+		}
+		out["decision"] = dec
+	}
+	ex.route.op = ex.route.explains
+	patched, err := g.applyPolicy(ex, body, alias, messages)
+	if err != nil {
+		out["error"] = err.Error()
+		return ex.writeJSON(out)
+	}
+	if ex.route.op == opChat && gjson.GetBytes(patched, "stream").Bool() && !gjson.GetBytes(patched, "stream_options.include_usage").Bool() {
+		patched, _ = setIncludeUsage(patched)
+	}
+	var ups []map[string]any
+	for _, u := range ex.model.pool.order() {
+		target := u.chatURL
+		if ex.route.op == opEmbeddings {
+			target = u.embeddingsURL
+		}
+		b := patched
+		if u.setModel {
+			b, _ = setModel(b, u.deployment)
+		}
+		ups = append(ups, map[string]any{"upstream": u.name, "url": target, "priority": u.priority, "weight": u.weight,
+			"breaker": u.state.breaker.State().String(), "body": json.RawMessage(b)})
+	}
+	out["pool"] = ex.model.pool.name
+	out["upstream_requests"] = ups
+	return ex.writeJSON(out)
+}
+
+// writeJSON sends a small gateway-made JSON answer (operator endpoints,
+// token counts): encoding/json is fine off the proxy path.
+func (ex *exchange) writeJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ex.w.Header().Set("Content-Type", "application/json")
+	ex.writeHeader(http.StatusOK)
+	_, _ = ex.w.Write(b)
+	return nil
+}

@@ -1,0 +1,189 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/wire"
+)
+
+// policyState holds the active policy set; requests take it once at their
+// start, so a swap (reload or watch) never changes a request midway.
+type policyState struct {
+	set atomic.Pointer[policies.Set]
+}
+
+// provisionPolicies loads the policy files and checks they name pools
+// the gateway has.
+func (g *Gateway) provisionPolicies(ctx caddy.Context) error {
+	if len(g.Policies) == 0 {
+		return nil
+	}
+	set, err := g.loadPolicies()
+	if err != nil {
+		return err
+	}
+	g.policies = new(policyState)
+	g.policies.set.Store(set)
+	g.logger.Info("policies loaded", zap.String("hash", set.Hash()), zap.Int("count", len(set.Policies())))
+	if g.Watch > 0 {
+		go g.watchPolicies(ctx, set.Hash())
+	}
+	return nil
+}
+
+func (g *Gateway) loadPolicies() (*policies.Set, error) {
+	set, err := policies.Load(g.Policies...)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range set.Policies() {
+		if p.Pool != "" {
+			if _, ok := g.pools[p.Pool]; !ok {
+				return nil, fmt.Errorf("%s:%d: policy %q: upstream pool %q is not defined in llm_gateway (pools: %v)",
+					p.Source, p.Line, p.Name, p.Pool, g.poolNames())
+			}
+		}
+	}
+	return set, nil
+}
+
+func (g *Gateway) poolNames() []string {
+	names := make([]string, 0, len(g.Pools))
+	for _, p := range g.Pools {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// watchPolicies polls the policy files and swaps in a new set when their
+// contents change and the new set is valid; an invalid set is logged and
+// the old one keeps serving. It stops with the config.
+func (g *Gateway) watchPolicies(ctx context.Context, hash string) {
+	t := time.NewTicker(time.Duration(g.Watch))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		set, err := g.loadPolicies()
+		if err != nil {
+			if err.Error() != g.lastWatchErr {
+				g.logger.Error("policy files changed but are invalid; the previous policies keep serving", zap.Error(err))
+				g.lastWatchErr = err.Error()
+			}
+			continue
+		}
+		g.lastWatchErr = ""
+		if set.Hash() == hash {
+			continue
+		}
+		hash = set.Hash()
+		g.policies.set.Store(set)
+		g.logger.Info("policies reloaded", zap.String("hash", hash), zap.Int("count", len(set.Policies())))
+	}
+}
+
+// applyPolicy picks the request's policy and applies its decisions: a
+// refusal (403), the upstream pool, the meta prompt.
+func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages gjson.Result) ([]byte, error) {
+	m, known := g.models[alias]
+	if g.policies == nil {
+		if !known {
+			return nil, unknownModel(ex.route, alias)
+		}
+		ex.model = m
+		return body, nil
+	}
+	set := g.policies.set.Load()
+	d := set.Match(policies.Input{
+		API: ex.route.api, Route: ex.route.name, Model: alias,
+		Key: ex.principal.name, Team: ex.principal.team,
+		Feature: ex.r.Header.Get(policies.FeatureHeader),
+	})
+	if d.Denied {
+		return nil, &wire.Error{Status: http.StatusForbidden, Type: wire.TypePermission, Code: "policy_denied", Message: d.Reason}
+	}
+	p := d.Policy
+	ex.policy, ex.feature = p, d.Feature
+	ex.repl.Set("llm.policy", p.Name)
+	ex.repl.Set("llm.policy_hash", p.Hash)
+	ex.repl.Set("llm.feature", d.Feature)
+	ex.w.Header().Set("X-Groundgate-Policy", p.Name)
+
+	switch {
+	case known && p.Pool == "":
+		ex.model = m
+	case known:
+		ex.model = &model{alias: m.alias, pool: g.pools[p.Pool], tokenizer: m.tokenizer}
+	case d.ByAlias && p.Pool != "":
+		ex.model = &model{alias: alias, pool: g.pools[p.Pool], tokenizer: g.poolTokenizer(p.Pool)}
+	default:
+		return nil, unknownModel(ex.route, alias)
+	}
+	if ex.route.op != opChat || p.Meta == nil {
+		return body, nil
+	}
+	return p.Meta.Apply(body, policies.Data{
+		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
+		Feature:   d.Feature,
+		Now:       ex.start,
+		User:      lastUserText(messages),
+	})
+}
+
+// poolTokenizer is the tokenizer of the first model served by the pool,
+// for aliases that only a policy defines.
+func (g *Gateway) poolTokenizer(pool string) string {
+	for _, mc := range g.Models {
+		if mc.Pool == pool {
+			return g.models[mc.Alias].tokenizer
+		}
+	}
+	return "gpt-4o"
+}
+
+// lastUserText is the text of the last user message (string content or
+// its text parts).
+func lastUserText(messages gjson.Result) string {
+	var last gjson.Result
+	messages.ForEach(func(_, m gjson.Result) bool {
+		if m.Get("role").Str == "user" {
+			last = m.Get("content")
+		}
+		return true
+	})
+	if last.Type == gjson.String {
+		return last.Str
+	}
+	var text string
+	last.ForEach(func(_, part gjson.Result) bool {
+		if part.Get("type").Str == "text" {
+			if text != "" {
+				text += "\n"
+			}
+			text += part.Get("text").Str
+		}
+		return true
+	})
+	return text
+}
+
+// checkPolicyFiles loads the policy files while the Caddyfile is
+// adapted, so `caddy adapt` and `caddy validate` report a bad policy file
+// with its line, not only a reload. Relative paths are relative to the
+// working directory, as Caddy's other file paths are.
+func checkPolicyFiles(patterns []string) error {
+	_, err := policies.Load(patterns...)
+	return err
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
 )
 
 const testKey = "gg-test-key-0123456789"
@@ -99,6 +100,8 @@ func newGateway(t *testing.T, mod func(*Gateway), ups ...UpstreamConfig) *Gatewa
 	if err := g.Validate(); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
+	// Tests assert on behaviour, not on the debug log of every request.
+	g.logger = zap.NewNop()
 	t.Cleanup(func() { _ = g.Cleanup() })
 	return g
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -85,6 +86,7 @@ func (ex *exchange) relayJSON(at *attempt) error {
 		ct = "application/json"
 	}
 	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(at.body)))
 	ex.writeHeader(at.resp.StatusCode)
 	if _, err := ex.w.Write(at.body); err != nil {
 		return errClientGone

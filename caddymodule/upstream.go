@@ -211,6 +211,7 @@ func (g *Gateway) upstreamState(u *upstream, base string) *upstreamState {
 	val, _, _ := upstreamStates.LoadOrNew(key, func() (caddy.Destructor, error) {
 		name := u.name
 		failures := b.Failures
+		breakerState.WithLabelValues(name).Set(0)
 		return &upstreamState{breaker: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 			Name:        name,
 			MaxRequests: b.HalfOpenRequests,

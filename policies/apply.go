@@ -3,9 +3,9 @@ package policies
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
 	"unsafe"
 
+	"github.com/groundgate/groundgate/wire"
 	"github.com/tidwall/gjson"
 )
 
@@ -161,69 +161,6 @@ func isSystemMessage(m gjson.Result) bool {
 
 func appendSystemMessage(dst []byte, prompt string) []byte {
 	dst = append(dst, `{"role":"system","content":`...)
-	dst = appendJSONString(dst, prompt)
+	dst = wire.AppendString(dst, prompt)
 	return append(dst, '}')
-}
-
-// jsonSafe marks the bytes that go into a JSON string as they are: ASCII
-// from space up, except '"' and '\\'.
-var jsonSafe = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
-// U+FFFD; U+2028 and U+2029 are escaped so the output is also valid
-// JavaScript.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	last := 0
-	for i := 0; i < len(s); {
-		for i < len(s) && jsonSafe[s[i]] {
-			i++
-		}
-		if i == len(s) {
-			break
-		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[last:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			}
-			i++
-			last = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[last:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			last = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[last:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&15])
-			i += size
-			last = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[last:]...)
-	return append(dst, '"')
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 // FuzzParse: no input panics; errors name the file; a set that loads
@@ -142,7 +144,7 @@ func FuzzApplySystemPrompt(f *testing.F) {
 		// The injected message carries the prompt (invalid UTF-8 aside).
 		if sys != nil {
 			var in string
-			json.Unmarshal(appendJSONString(nil, prompt), &in)
+			json.Unmarshal(wire.AppendString(nil, prompt), &in)
 			n := 0
 			for _, msg := range outMsgs {
 				var x struct{ Role, Content string }

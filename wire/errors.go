@@ -2,7 +2,6 @@ package wire
 
 import (
 	"net/http"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -67,37 +66,66 @@ func appendNullable(dst []byte, s string) []byte {
 	return AppendString(dst, s)
 }
 
-// AppendString appends s as a JSON string. strconv.Quote is not JSON
-// (it writes \x.. escapes), so escape by hand.
+// jsonSafe marks the bytes that go into a JSON string as they are: ASCII
+// from space up, except '"' and '\\'.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// AppendString appends s as a JSON string (encoding/json's Marshal is
+// slower and allocates). Invalid UTF-8 becomes
+// U+FFFD; U+2028 and U+2029 are escaped so the output is also valid
+// JavaScript.
 func AppendString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
 	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
+	last := 0
+	for i := 0; i < len(s); {
+		for i < len(s) && jsonSafe[s[i]] {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[last:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			}
+			i++
+			last = i
 			continue
 		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"':
-			dst = append(dst, '\\', '"')
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[last:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			last = i
+			continue
 		}
-		start = i + 1
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[last:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&15])
+			i += size
+			last = i
+			continue
+		}
+		i += size
 	}
-	dst = append(dst, s[start:]...)
+	dst = append(dst, s[last:]...)
 	return append(dst, '"')
 }

@@ -82,7 +82,7 @@ func (g *Gateway) servePolicies(ex *exchange) error {
 	}
 	out := map[string]any{"hash": "", "policies": []policyInfo{}}
 	if g.policies != nil {
-		set := g.policies.set.Load()
+		set := g.policies.cur.Load().set
 		infos := make([]policyInfo, 0, len(set.Policies()))
 		for _, p := range set.Policies() {
 			pi := policyInfo{Name: p.Name, Description: p.Description, Source: p.Source, Line: p.Line, Hash: p.Hash,
@@ -135,7 +135,7 @@ func (g *Gateway) serveExplain(ex *exchange) error {
 	}
 	out := map[string]any{"principal": ex.principal.name, "team": ex.principal.team, "model": alias}
 	if g.policies != nil {
-		set := g.policies.set.Load()
+		set := g.policies.cur.Load().set
 		d := set.Match(policies.Input{API: ex.route.api, Route: ex.route.name, Model: alias,
 			Key: ex.principal.name, Team: ex.principal.team, Feature: ex.r.Header.Get(policies.FeatureHeader)})
 		dec := map[string]any{"denied": d.Denied, "reason": d.Reason, "feature": d.Feature, "by_alias": d.ByAlias, "trace": d.Trace, "policy_set_hash": set.Hash()}

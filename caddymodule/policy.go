@@ -18,7 +18,7 @@ import (
 // policyState holds the active policy set; requests take it once at their
 // start, so a swap (reload or watch) never changes a request midway.
 type policyState struct {
-	set atomic.Pointer[policies.Set]
+	cur atomic.Pointer[compiledPolicies]
 }
 
 // provisionPolicies loads the policy files and checks they name pools
@@ -27,20 +27,20 @@ func (g *Gateway) provisionPolicies(ctx caddy.Context) error {
 	if len(g.Policies) == 0 {
 		return nil
 	}
-	set, err := g.loadPolicies()
+	cp, err := g.loadPolicies()
 	if err != nil {
 		return err
 	}
 	g.policies = new(policyState)
-	g.policies.set.Store(set)
-	g.logger.Info("policies loaded", zap.String("hash", set.Hash()), zap.Int("count", len(set.Policies())))
+	g.policies.cur.Store(cp)
+	g.logger.Info("policies loaded", zap.String("hash", cp.set.Hash()), zap.Int("count", len(cp.set.Policies())))
 	if g.Watch > 0 {
-		go g.watchPolicies(ctx, set.Hash())
+		go g.watchPolicies(ctx, cp.set.Hash())
 	}
 	return nil
 }
 
-func (g *Gateway) loadPolicies() (*policies.Set, error) {
+func (g *Gateway) loadPolicies() (*compiledPolicies, error) {
 	set, err := policies.Load(g.Policies...)
 	if err != nil {
 		return nil, err
@@ -53,7 +53,7 @@ func (g *Gateway) loadPolicies() (*policies.Set, error) {
 			}
 		}
 	}
-	return set, nil
+	return compile(set)
 }
 
 func (g *Gateway) poolNames() []string {
@@ -76,7 +76,7 @@ func (g *Gateway) watchPolicies(ctx context.Context, hash string) {
 			return
 		case <-t.C:
 		}
-		set, err := g.loadPolicies()
+		cp, err := g.loadPolicies()
 		if err != nil {
 			if err.Error() != g.lastWatchErr {
 				g.logger.Error("policy files changed but are invalid; the previous policies keep serving", zap.Error(err))
@@ -85,12 +85,12 @@ func (g *Gateway) watchPolicies(ctx context.Context, hash string) {
 			continue
 		}
 		g.lastWatchErr = ""
-		if set.Hash() == hash {
+		if cp.set.Hash() == hash {
 			continue
 		}
-		hash = set.Hash()
-		g.policies.set.Store(set)
-		g.logger.Info("policies reloaded", zap.String("hash", hash), zap.Int("count", len(set.Policies())))
+		hash = cp.set.Hash()
+		g.policies.cur.Store(cp)
+		g.logger.Info("policies reloaded", zap.String("hash", hash), zap.Int("count", len(cp.set.Policies())))
 	}
 }
 
@@ -105,8 +105,8 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 		ex.model = m
 		return body, nil
 	}
-	set := g.policies.set.Load()
-	d := set.Match(policies.Input{
+	cp := g.policies.cur.Load()
+	d := cp.set.Match(policies.Input{
 		API: ex.route.api, Route: ex.route.name, Model: alias,
 		Key: ex.principal.name, Team: ex.principal.team,
 		Feature: ex.r.Header.Get(policies.FeatureHeader),
@@ -131,15 +131,22 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 	default:
 		return nil, unknownModel(ex.route, alias)
 	}
-	if ex.route.op != opChat || p.Meta == nil {
+	if ex.route.op != opChat {
 		return body, nil
 	}
-	return p.Meta.Apply(body, policies.Data{
-		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
-		Feature:   d.Feature,
-		Now:       ex.start,
-		User:      lastUserText(messages),
-	})
+	var err error
+	if p.Meta != nil {
+		body, err = p.Meta.Apply(body, policies.Data{
+			Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
+			Feature:   d.Feature,
+			Now:       ex.start,
+			User:      lastUserText(messages),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ex.applyLimits(body, cp.rt[p.Name])
 }
 
 // poolTokenizer is the tokenizer of the first model served by the pool,
@@ -179,11 +186,15 @@ func lastUserText(messages gjson.Result) string {
 	return text
 }
 
-// checkPolicyFiles loads the policy files while the Caddyfile is
-// adapted, so `caddy adapt` and `caddy validate` report a bad policy file
-// with its line, not only a reload. Relative paths are relative to the
-// working directory, as Caddy's other file paths are.
+// checkPolicyFiles loads and compiles the policy files while the
+// Caddyfile is adapted, so `caddy adapt` and `caddy validate` report a bad
+// policy file with its line, not only a reload. Relative paths are
+// relative to the working directory, as Caddy's other file paths are.
 func checkPolicyFiles(patterns []string) error {
-	_, err := policies.Load(patterns...)
+	set, err := policies.Load(patterns...)
+	if err != nil {
+		return err
+	}
+	_, err = compile(set)
 	return err
 }

@@ -220,3 +220,62 @@ func TestCaddyfilePoliciesValidatedAtAdapt(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPolicyBudgetsPerRequest(t *testing.T) {
+	main, mini := newFake(t, okHandler), newFake(t, okHandler)
+	dir := writePolicies(t, map[string]string{"general.yaml": `name: general
+default: true
+budgets:
+  prompt_tokens: 40
+  completion_tokens: 100
+`})
+	g := policyGateway(t, dir, nil, main, mini)
+
+	// No limit sent: the cap is set. A higher one is lowered; a lower one kept.
+	for _, tc := range []struct {
+		body, field string
+		want        int64
+	}{
+		{`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, "max_tokens", 100},
+		{`{"model":"gpt-4o","max_tokens":4000,"messages":[{"role":"user","content":"hi"}]}`, "max_tokens", 100},
+		{`{"model":"gpt-4o","max_completion_tokens":50,"messages":[{"role":"user","content":"hi"}]}`, "max_completion_tokens", 50},
+	} {
+		if r := do(t, g, "POST", "/v1/chat/completions", tc.body); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		_, sent := main.lastRequest()
+		if got := gjson.GetBytes(sent, tc.field).Int(); got != tc.want {
+			t.Fatalf("%s: %s = %d, want %d (%s)", tc.body, tc.field, got, tc.want, sent)
+		}
+	}
+	// A prompt over the policy's limit never reaches the upstream.
+	before := main.calls.Load()
+	long := `{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("warranty ", 60) + `"}]}`
+	r := do(t, g, "POST", "/v1/chat/completions", long)
+	assertOpenAIError(t, r, 400, "context_length_exceeded")
+	if !strings.Contains(r.body, "limited to 40 tokens by policy general") || main.calls.Load() != before {
+		t.Fatalf("%s (upstream calls %d → %d)", r.body, before, main.calls.Load())
+	}
+}
+
+func TestReasoningModelsGetMaxCompletionTokens(t *testing.T) {
+	out, err := clampCompletion([]byte(`{"messages":[]}`), 64, "o3-mini")
+	if err != nil || gjson.GetBytes(out, "max_completion_tokens").Int() != 64 || gjson.GetBytes(out, "max_tokens").Exists() {
+		t.Fatalf("%s %v", out, err)
+	}
+}
+
+func TestUnenforcedSectionsAreRefused(t *testing.T) {
+	for _, sec := range []string{"filters:\n  - pii\n", "post:\n  - citations\n", "context:\n  articles:\n    top: 3\n"} {
+		dir := writePolicies(t, map[string]string{"p.yaml": "name: p\ndefault: true\n" + sec})
+		err := checkPolicyFiles([]string{dir})
+		name := strings.SplitN(sec, ":", 2)[0]
+		if err == nil || !strings.Contains(err.Error(), "p.yaml:") || !strings.Contains(err.Error(), name+" is not enforced") {
+			t.Fatalf("%q: err = %v", sec, err)
+		}
+	}
+	dir := writePolicies(t, map[string]string{"p.yaml": "name: p\ndefault: true\nbudgets:\n  completion_tokns: 5\n"})
+	if err := checkPolicyFiles([]string{dir}); err == nil || !strings.Contains(err.Error(), "p.yaml:4") || !strings.Contains(err.Error(), "completion_tokns") {
+		t.Fatalf("misspelt budget: %v", err)
+	}
+}

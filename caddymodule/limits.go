@@ -1,0 +1,126 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/tokens"
+	"github.com/groundgate/groundgate/wire"
+)
+
+// budgetSpec is a policy's `budgets` section: per-request token limits.
+type budgetSpec struct {
+	// PromptTokens refuses a request whose prompt, after the meta prompt is
+	// added, counts more tokens (400 context_length_exceeded).
+	PromptTokens int `yaml:"prompt_tokens"`
+	// CompletionTokens caps the answer: max_tokens / max_completion_tokens
+	// are lowered to it, or set when the client sent neither.
+	CompletionTokens int `yaml:"completion_tokens"`
+}
+
+// policyRuntime is what the gateway compiles from one policy's sections.
+type policyRuntime struct {
+	budget budgetSpec
+}
+
+// compiledPolicies pairs a policy set with what the gateway compiled from
+// it, so a swap replaces both at once.
+type compiledPolicies struct {
+	set *policies.Set
+	rt  map[string]*policyRuntime // by policy name
+}
+
+// compile decodes the sections the gateway enforces and refuses the ones
+// it does not, so a policy never seems to switch on something that is not
+// enforced.
+func compile(set *policies.Set) (*compiledPolicies, error) {
+	cp := &compiledPolicies{set: set, rt: make(map[string]*policyRuntime)}
+	for _, p := range set.Policies() {
+		rt := new(policyRuntime)
+		if err := p.Budgets.Decode(&rt.budget); err != nil {
+			return nil, err
+		}
+		if rt.budget.PromptTokens < 0 || rt.budget.CompletionTokens < 0 {
+			return nil, fmt.Errorf("%s:%d: policy %q: budgets must not be negative", p.Budgets.File, p.Budgets.Line, p.Name)
+		}
+		for _, sec := range []policies.RawSection{p.Context, p.Filters, p.Post} {
+			if !sec.IsZero() {
+				return nil, fmt.Errorf("%s:%d: policy %q: %s is not enforced by this gateway version; remove the section",
+					sec.File, sec.Line, p.Name, strings.TrimPrefix(sec.Path, "policy."))
+			}
+		}
+		cp.rt[p.Name] = rt
+	}
+	return cp, nil
+}
+
+// applyLimits enforces the policy's per-request token limits on the body
+// about to be sent upstream.
+func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) {
+	b := rt.budget
+	if b.CompletionTokens > 0 {
+		var err error
+		if body, err = clampCompletion(body, b.CompletionTokens, ex.model.tokenizer); err != nil {
+			return nil, err
+		}
+	}
+	if b.PromptTokens > 0 {
+		enc, err := tokens.ForModel(ex.model.tokenizer)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q limits prompt tokens but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
+		}
+		n, err := enc.CountChat(body)
+		if err != nil {
+			return nil, wire.BadRequest("messages", "invalid_value", err.Error())
+		}
+		if n > b.PromptTokens {
+			return nil, &wire.Error{Status: http.StatusBadRequest, Type: wire.TypeInvalidRequest, Param: "messages", Code: "context_length_exceeded",
+				Message: "This request's prompt is limited to " + strconv.Itoa(b.PromptTokens) + " tokens by policy " + ex.policy.Name +
+					". However, your messages resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the messages."}
+		}
+	}
+	return body, nil
+}
+
+// clampCompletion lowers the client's completion limit to max, or sets
+// one: max_completion_tokens for reasoning models (they refuse
+// max_tokens), max_tokens for the others.
+func clampCompletion(body []byte, max int, tokenizer string) ([]byte, error) {
+	set := false
+	for _, field := range []string{"max_completion_tokens", "max_tokens"} {
+		v := gjson.GetBytes(body, field)
+		if v.Type != gjson.Number {
+			continue
+		}
+		set = true
+		if v.Int() > int64(max) {
+			var err error
+			if body, err = sjson.SetBytes(body, field, max); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if set {
+		return body, nil
+	}
+	field := "max_tokens"
+	if reasoningModel(tokenizer) {
+		field = "max_completion_tokens"
+	}
+	return sjson.SetBytes(body, field, max)
+}
+
+func reasoningModel(name string) bool {
+	for _, p := range []string{"o1", "o3", "o4", "gpt-5"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -13,4 +13,7 @@ import (
 	_ "github.com/groundgate/groundgate/caddymodule"
 	// The Azure OpenAI simulator, aoai_simulator.
 	_ "github.com/groundgate/groundgate/plugins/simulator"
+	// Budget stores: memory (default) and redis.
+	_ "github.com/groundgate/groundgate/plugins/stores/memory"
+	_ "github.com/groundgate/groundgate/plugins/stores/redis"
 )

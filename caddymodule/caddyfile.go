@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -63,6 +64,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    policies <file|glob|dir...>
 //	    watch <interval>
+//	    store memory|redis [{ ... }]
 //	    introspect <key name...>
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -106,6 +108,16 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			g.Policies = append(g.Policies, args...)
 		case "watch":
 			err = parseDuration(d, &g.Watch)
+		case "store":
+			if !d.NextArg() {
+				return d.Errf("store: expected a store module name (memory, redis)")
+			}
+			name := d.Val()
+			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.stores."+name)
+			if err != nil {
+				return err
+			}
+			g.StoreRaw = caddyconfig.JSONModuleObject(mod, "type", name, nil)
 		case "introspect":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/budgets"
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/wire"
 )
@@ -29,6 +30,10 @@ type exchange struct {
 	model     *model
 	policy    *policies.Policy // nil without policies
 	feature   string
+
+	reservation *budgets.Reservation // budget reserved before the upstream call
+	estimated   int64                // its token estimate
+	promptCount int                  // prompt tokens counted by the gateway (0: not counted)
 
 	upstream *upstream // the upstream that answered
 	attempts int
@@ -122,6 +127,7 @@ func (ex *exchange) finish() {
 	if !ex.usageReported && ex.sent != nil && ex.status == http.StatusOK {
 		ex.countUsage()
 	}
+	ex.settle()
 	ex.repl.Set("llm.model", alias)
 	ex.repl.Set("llm.attempts", ex.attempts)
 	ex.repl.Set("llm.prompt_tokens", ex.promptTokens)

@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -12,7 +13,11 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/budgets"
 	"github.com/groundgate/groundgate/wire"
+
+	// The default budget store.
+	_ "github.com/groundgate/groundgate/plugins/stores/memory"
 )
 
 func init() {
@@ -78,6 +83,11 @@ type Gateway struct {
 	// invalid files are logged and the old policies keep serving.
 	Watch caddy.Duration `json:"watch,omitempty"`
 
+	// Store keeps budget counters (rate limits and quotas of policies):
+	// a module in the llm_gateway.stores namespace, e.g. {"type":"redis",…}
+	// so several gateway instances share budgets. Default: memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=llm_gateway.stores inline_key=type"`
+
 	// Introspect names the principals (client keys) allowed to call the
 	// operator endpoints GET /groundgate/policies and
 	// POST /groundgate/explain/{route}. Empty: the endpoints are off.
@@ -92,6 +102,7 @@ type Gateway struct {
 	logger    *zap.Logger
 	held      []heldRef // usage-pool entries this config holds
 	policies  *policyState
+	store     budgets.Store
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
 	lastWatchErr string
 }
@@ -165,6 +176,17 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	if err := g.provisionModels(); err != nil {
 		return err
+	}
+	if g.StoreRaw == nil {
+		g.StoreRaw = json.RawMessage(`{"type":"memory"}`)
+	}
+	mod, err := ctx.LoadModule(g, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("loading budget store: %v", err)
+	}
+	var ok bool
+	if g.store, ok = mod.(budgets.Store); !ok {
+		return fmt.Errorf("module %T is not a budget store", mod)
 	}
 	return g.provisionPolicies(ctx)
 }

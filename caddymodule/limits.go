@@ -22,11 +22,21 @@ type budgetSpec struct {
 	// CompletionTokens caps the answer: max_tokens / max_completion_tokens
 	// are lowered to it, or set when the client sent neither.
 	CompletionTokens int `yaml:"completion_tokens"`
+	// CompletionEstimate is how many answer tokens a request is assumed
+	// to use when it sets no cap, for reservations. Default: 1024.
+	CompletionEstimate int `yaml:"completion_estimate"`
+	// Limits are rate limits and quotas, reserved before the upstream call
+	// and settled with the actual usage after it.
+	Limits []limitSpec `yaml:"limits"`
+	// OnStoreError says what happens when the budget store cannot answer:
+	// "closed" (default) refuses with 503, "open" lets the request through.
+	OnStoreError string `yaml:"on_store_error"`
 }
 
 // policyRuntime is what the gateway compiles from one policy's sections.
 type policyRuntime struct {
-	budget budgetSpec
+	budget   budgetSpec
+	counters []counter
 }
 
 // compiledPolicies pairs a policy set with what the gateway compiled from
@@ -46,8 +56,26 @@ func compile(set *policies.Set) (*compiledPolicies, error) {
 		if err := p.Budgets.Decode(&rt.budget); err != nil {
 			return nil, err
 		}
-		if rt.budget.PromptTokens < 0 || rt.budget.CompletionTokens < 0 {
+		b := &rt.budget
+		if b.PromptTokens < 0 || b.CompletionTokens < 0 || b.CompletionEstimate < 0 {
 			return nil, fmt.Errorf("%s:%d: policy %q: budgets must not be negative", p.Budgets.File, p.Budgets.Line, p.Name)
+		}
+		if b.CompletionEstimate == 0 {
+			b.CompletionEstimate = 1024
+			if b.CompletionTokens > 0 {
+				b.CompletionEstimate = b.CompletionTokens
+			}
+		}
+		switch b.OnStoreError {
+		case "":
+			b.OnStoreError = "closed"
+		case "open", "closed":
+		default:
+			return nil, fmt.Errorf("%s:%d: policy %q: budgets.on_store_error must be open or closed, not %q", p.Budgets.File, p.Budgets.Line, p.Name, b.OnStoreError)
+		}
+		var err error
+		if rt.counters, err = compileLimits(p.Name, b.Limits); err != nil {
+			return nil, fmt.Errorf("%s:%d: policy %q: budgets.%v", p.Budgets.File, p.Budgets.Line, p.Name, err)
 		}
 		for _, sec := range []policies.RawSection{p.Context, p.Filters, p.Post} {
 			if !sec.IsZero() {
@@ -79,13 +107,14 @@ func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) 
 		if err != nil {
 			return nil, wire.BadRequest("messages", "invalid_value", err.Error())
 		}
+		ex.promptCount = n
 		if n > b.PromptTokens {
 			return nil, &wire.Error{Status: http.StatusBadRequest, Type: wire.TypeInvalidRequest, Param: "messages", Code: "context_length_exceeded",
 				Message: "This request's prompt is limited to " + strconv.Itoa(b.PromptTokens) + " tokens by policy " + ex.policy.Name +
 					". However, your messages resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the messages."}
 		}
 	}
-	return body, nil
+	return body, ex.reserve(body, rt)
 }
 
 // clampCompletion lowers the client's completion limit to max, or sets

@@ -32,6 +32,14 @@ var (
 		Namespace: "groundgate", Name: "upstream_retries_total",
 		Help: "Upstream attempts that failed and led to another attempt or failover, by upstream and reason.",
 	}, []string{"upstream", "reason"})
+	budgetRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "budget_refusals_total",
+		Help: "Requests refused by a budget, by policy and kind (rate: 429, quota: 403).",
+	}, []string{"policy", "kind"})
+	budgetStoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "budget_store_errors_total",
+		Help: "Budget store failures, by outcome: fail_open (request let through), fail_closed (refused with 503), settle (usage not recorded).",
+	}, []string{"outcome"})
 	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "groundgate", Name: "upstream_breaker_state",
 		Help: "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
@@ -43,7 +51,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState} {
+	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

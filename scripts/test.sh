@@ -18,6 +18,9 @@ if [[ -n "$unformatted" ]]; then
   exit 1
 fi
 
+echo "== redis-server (for the shared-budget tests)"
+./scripts/redis-test-server.sh install
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 

@@ -1,0 +1,271 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/groundgate/groundgate/budgets"
+	"github.com/groundgate/groundgate/tokens"
+	"github.com/groundgate/groundgate/wire"
+)
+
+// limitSpec is one entry of a policy's budgets.limits: counters for one
+// subject (a key, a team, the policy, a model alias, or everyone).
+type limitSpec struct {
+	// Per is whose counter it is: key, team, policy, model or global.
+	Per string `yaml:"per"`
+	// Name shares the counter between policies that give the same name;
+	// by default each policy counts on its own.
+	Name string `yaml:"name"`
+
+	TokensPerMinute   int64 `yaml:"tokens_per_minute"`
+	RequestsPerMinute int64 `yaml:"requests_per_minute"`
+	TokensPerDay      int64 `yaml:"tokens_per_day"`
+	RequestsPerDay    int64 `yaml:"requests_per_day"`
+	TokensPerMonth    int64 `yaml:"tokens_per_month"`
+	RequestsPerMonth  int64 `yaml:"requests_per_month"`
+}
+
+// counter is one compiled limit: what it counts and how its key is made.
+type counter struct {
+	per, prefix string
+	window      budgets.Window
+	max         int64
+	tokens      bool // counts tokens (else requests)
+}
+
+func compileLimits(policy string, specs []limitSpec) ([]counter, error) {
+	var out []counter
+	for i, s := range specs {
+		switch s.Per {
+		case "key", "team", "policy", "model", "global":
+		default:
+			return nil, fmt.Errorf("limits[%d]: per must be key, team, policy, model or global, not %q", i, s.Per)
+		}
+		name := s.Name
+		if name == "" {
+			name = policy
+		} else if !validCounterName(name) {
+			return nil, fmt.Errorf("limits[%d]: name %q may use only letters, digits, '-', '_' and '.'", i, name)
+		}
+		add := func(v int64, w budgets.Window, tok bool, what string) {
+			if v > 0 {
+				out = append(out, counter{per: s.Per, prefix: name + "|" + s.Per + "|" + what, window: w, max: v, tokens: tok})
+			}
+		}
+		add(s.TokensPerMinute, budgets.Minute, true, "tpm")
+		add(s.RequestsPerMinute, budgets.Minute, false, "rpm")
+		add(s.TokensPerDay, budgets.Day, true, "tpd")
+		add(s.RequestsPerDay, budgets.Day, false, "rpd")
+		add(s.TokensPerMonth, budgets.Month, true, "tpmo")
+		add(s.RequestsPerMonth, budgets.Month, false, "rpmo")
+		if len(out) == 0 {
+			return nil, fmt.Errorf("limits[%d]: no limit set (tokens_per_minute, requests_per_day, …)", i)
+		}
+	}
+	return out, nil
+}
+
+// subject is the counter's owner for this request.
+func (c *counter) subject(ex *exchange) string {
+	switch c.per {
+	case "key":
+		return ex.principal.name
+	case "team":
+		return ex.principal.team
+	case "model":
+		return ex.model.alias
+	}
+	return "" // policy, global: the prefix says it all
+}
+
+// reserve charges the request's estimate against the policy's limits
+// before it goes upstream. Rates exceeded → 429, quotas spent → 403.
+func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
+	if len(rt.counters) == 0 {
+		return nil
+	}
+	est, err := ex.estimate(body, rt)
+	if err != nil {
+		return err
+	}
+	charges := make([]budgets.Charge, len(rt.counters))
+	for i := range rt.counters {
+		c := &rt.counters[i]
+		n := int64(1)
+		if c.tokens {
+			n = est
+		}
+		charges[i] = budgets.Charge{Limit: budgets.Limit{Key: c.prefix + "|" + c.subject(ex), Window: c.window, Max: c.max, Quota: c.window != budgets.Minute}, N: n}
+	}
+	ctx, cancel := context.WithTimeout(ex.r.Context(), storeTimeout)
+	defer cancel()
+	res, status, err := ex.g.store.Reserve(ctx, charges)
+	var denied *budgets.Denied
+	switch {
+	case err == nil:
+		ex.reservation, ex.estimated = res, est
+		ex.rateHeaders(status)
+		return nil
+	case errors.As(err, &denied):
+		ex.rateHeaders(denied.Status)
+		budgetRefusals.WithLabelValues(ex.policy.Name, map[bool]string{true: "quota", false: "rate"}[denied.Limit.Quota]).Inc()
+		return refusal(denied, est)
+	}
+	// The store could not decide (Redis down, timeout).
+	open := rt.budget.OnStoreError == "open"
+	outcome := map[bool]string{true: "fail_open", false: "fail_closed"}[open]
+	budgetStoreErrors.WithLabelValues(outcome).Inc()
+	ex.g.logger.Error("budget store unavailable", zap.String("request_id", ex.id), zap.String("policy", ex.policy.Name),
+		zap.String("outcome", outcome), zap.Error(err))
+	if open {
+		return nil
+	}
+	return &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "budget_store_unavailable",
+		Message: "The gateway cannot check this request's budget right now; policy " + ex.policy.Name + " refuses requests then. Retry shortly.",
+		Header:  http.Header{"Retry-After": {"1"}}}
+}
+
+// storeTimeout bounds a budget store call on the request path.
+const storeTimeout = 250 * time.Millisecond
+
+// estimate is what the request may cost in tokens: its prompt, counted
+// now, plus the most the answer may take.
+func (ex *exchange) estimate(body []byte, rt *policyRuntime) (int64, error) {
+	enc, err := tokens.ForModel(ex.model.tokenizer)
+	if err != nil {
+		return 0, fmt.Errorf("policy %q has token budgets but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
+	}
+	prompt := int64(ex.promptCount)
+	if prompt == 0 {
+		n, err := enc.CountChat(body)
+		if err != nil {
+			return 0, wire.BadRequest("messages", "invalid_value", err.Error())
+		}
+		prompt = int64(n)
+	}
+	completion := int64(rt.budget.CompletionEstimate)
+	if m := maxCompletion(body); m > 0 {
+		completion = m
+	}
+	return prompt + completion, nil
+}
+
+// settle replaces the reservation's estimate with the request's actual
+// tokens; a request that never reached an upstream gives it all back.
+func (ex *exchange) settle() {
+	r := ex.reservation
+	if r == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	var err error
+	if ex.upstream == nil {
+		err = ex.g.store.Release(ctx, r)
+	} else {
+		used := ex.promptTokens + ex.completionTokens
+		actual := make([]int64, len(r.Charges))
+		for i, c := range r.Charges {
+			actual[i] = c.N // requests stay counted
+			if isTokenKey(c.Limit.Key) {
+				actual[i] = used
+			}
+		}
+		err = ex.g.store.Settle(ctx, r, actual)
+	}
+	if err != nil {
+		budgetStoreErrors.WithLabelValues("settle").Inc()
+		ex.g.logger.Error("budget settle failed", zap.String("request_id", ex.id), zap.Error(err))
+	}
+}
+
+// isTokenKey tells token counters from request counters by the marker
+// compileLimits puts in their keys.
+func isTokenKey(key string) bool {
+	return strings.Contains(key, "|tpm|") || strings.Contains(key, "|tpd|") || strings.Contains(key, "|tpmo|")
+}
+
+// rateHeaders sets OpenAI's x-ratelimit-* headers from the per-minute
+// limits (the tightest of each kind) and, for daily and monthly quotas,
+// x-ratelimit-*-tokens-day / -month style headers.
+func (ex *exchange) rateHeaders(status []budgets.Status) {
+	type best struct {
+		s  budgets.Status
+		ok bool
+	}
+	tight := map[string]best{}
+	for _, s := range status {
+		kind := "requests"
+		if isTokenKey(s.Limit.Key) {
+			kind = "tokens"
+		}
+		suffix := ""
+		switch s.Limit.Window {
+		case budgets.Day:
+			suffix = "-day"
+		case budgets.Month:
+			suffix = "-month"
+		}
+		name := kind + suffix
+		if b := tight[name]; !b.ok || s.Remaining < b.s.Remaining {
+			tight[name] = best{s, true}
+		}
+	}
+	h := ex.w.Header()
+	for name, b := range tight {
+		h.Set("X-Ratelimit-Limit-"+name, strconv.FormatInt(b.s.Limit.Max, 10))
+		h.Set("X-Ratelimit-Remaining-"+name, strconv.FormatInt(b.s.Remaining, 10))
+		h.Set("X-Ratelimit-Reset-"+name, formatReset(b.s.Reset))
+	}
+}
+
+// formatReset writes a duration as OpenAI does ("1s", "6m0s", "120ms").
+func formatReset(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return d.Round(time.Second).String()
+}
+
+func refusal(d *budgets.Denied, est int64) *wire.Error {
+	secs := int64(math.Ceil(d.RetryAfter.Seconds()))
+	h := http.Header{"Retry-After": {strconv.FormatInt(max(secs, 1), 10)}, "Retry-After-Ms": {strconv.FormatInt(d.RetryAfter.Milliseconds(), 10)}}
+	what := "requests"
+	if isTokenKey(d.Limit.Key) {
+		what = "tokens"
+	}
+	per := map[budgets.Window]string{budgets.Minute: "per minute", budgets.Day: "per day", budgets.Month: "per month"}[d.Limit.Window]
+	if d.Limit.Quota {
+		return &wire.Error{Status: http.StatusForbidden, Type: "insufficient_quota", Code: "insufficient_quota", Header: h,
+			Message: fmt.Sprintf("Quota of %d %s %s is spent for this key's policy; it renews in %s.", d.Limit.Max, what, per, d.RetryAfter.Round(time.Second))}
+	}
+	return &wire.Error{Status: http.StatusTooManyRequests, Type: what, Code: "rate_limit_exceeded", Header: h,
+		Message: fmt.Sprintf("Rate limit reached on %s %s: limit %d, requested %d. Please try again in %s.", what, per, d.Limit.Max, est, d.RetryAfter.Round(time.Millisecond))}
+}
+
+func validCounterName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// maxCompletion is the request's completion cap (0 when it sets none).
+func maxCompletion(body []byte) int64 {
+	if v := gjson.GetBytes(body, "max_completion_tokens"); v.Type == gjson.Number {
+		return v.Int()
+	}
+	return gjson.GetBytes(body, "max_tokens").Int()
+}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -33,6 +32,23 @@ type limitSpec struct {
 	RequestsPerDay    int64 `yaml:"requests_per_day"`
 	TokensPerMonth    int64 `yaml:"tokens_per_month"`
 	RequestsPerMonth  int64 `yaml:"requests_per_month"`
+	// Spend quotas in US dollars, priced with the gateway's price table.
+	USDPerDay   float64 `yaml:"usd_per_day"`
+	USDPerMonth float64 `yaml:"usd_per_month"`
+}
+
+// unit is what a counter counts.
+type unit uint8
+
+const (
+	unitRequests unit = iota
+	unitTokens
+	unitMicroUSD
+)
+
+// unitName names a unit in headers and messages.
+func (u unit) String() string {
+	return [...]string{"requests", "tokens", "usd"}[u]
 }
 
 // counter is one compiled limit: what it counts and how its key is made.
@@ -40,7 +56,7 @@ type counter struct {
 	per, prefix string
 	window      budgets.Window
 	max         int64
-	tokens      bool // counts tokens (else requests)
+	unit        unit
 }
 
 func compileLimits(policy string, specs []limitSpec) ([]counter, error) {
@@ -57,18 +73,24 @@ func compileLimits(policy string, specs []limitSpec) ([]counter, error) {
 		} else if !validCounterName(name) {
 			return nil, fmt.Errorf("limits[%d]: name %q may use only letters, digits, '-', '_' and '.'", i, name)
 		}
-		add := func(v int64, w budgets.Window, tok bool, what string) {
+		before := len(out)
+		add := func(v int64, w budgets.Window, u unit, what string) {
 			if v > 0 {
-				out = append(out, counter{per: s.Per, prefix: name + "|" + s.Per + "|" + what, window: w, max: v, tokens: tok})
+				out = append(out, counter{per: s.Per, prefix: name + "|" + s.Per + "|" + what, window: w, max: v, unit: u})
 			}
 		}
-		add(s.TokensPerMinute, budgets.Minute, true, "tpm")
-		add(s.RequestsPerMinute, budgets.Minute, false, "rpm")
-		add(s.TokensPerDay, budgets.Day, true, "tpd")
-		add(s.RequestsPerDay, budgets.Day, false, "rpd")
-		add(s.TokensPerMonth, budgets.Month, true, "tpmo")
-		add(s.RequestsPerMonth, budgets.Month, false, "rpmo")
-		if len(out) == 0 {
+		add(s.TokensPerMinute, budgets.Minute, unitTokens, "tpm")
+		add(s.RequestsPerMinute, budgets.Minute, unitRequests, "rpm")
+		add(s.TokensPerDay, budgets.Day, unitTokens, "tpd")
+		add(s.RequestsPerDay, budgets.Day, unitRequests, "rpd")
+		add(s.TokensPerMonth, budgets.Month, unitTokens, "tpmo")
+		add(s.RequestsPerMonth, budgets.Month, unitRequests, "rpmo")
+		if s.USDPerDay < 0 || s.USDPerMonth < 0 {
+			return nil, fmt.Errorf("limits[%d]: spend limits must not be negative", i)
+		}
+		add(int64(math.Round(s.USDPerDay*1e6)), budgets.Day, unitMicroUSD, "usdd")
+		add(int64(math.Round(s.USDPerMonth*1e6)), budgets.Month, unitMicroUSD, "usdmo")
+		if len(out) == before {
 			return nil, fmt.Errorf("limits[%d]: no limit set (tokens_per_minute, requests_per_day, …)", i)
 		}
 	}
@@ -99,12 +121,23 @@ func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
 		return err
 	}
 	charges := make([]budgets.Charge, len(rt.counters))
+	ex.units = make([]unit, len(rt.counters))
 	for i := range rt.counters {
 		c := &rt.counters[i]
-		n := int64(1)
-		if c.tokens {
-			n = est
+		var n int64
+		switch c.unit {
+		case unitRequests:
+			n = 1
+		case unitTokens:
+			n = est.prompt + est.completion
+		case unitMicroUSD:
+			p, ok := ex.g.prices[ex.model.alias]
+			if !ok {
+				return fmt.Errorf("policy %q has spend limits but model %q has no price in the gateway's price table", ex.policy.Name, ex.model.alias)
+			}
+			n = p.microUSD(est.prompt, 0, est.completion)
 		}
+		ex.units[i] = c.unit
 		charges[i] = budgets.Charge{Limit: budgets.Limit{Key: c.prefix + "|" + c.subject(ex), Window: c.window, Max: c.max, Quota: c.window != budgets.Minute}, N: n}
 	}
 	ctx, cancel := context.WithTimeout(ex.r.Context(), storeTimeout)
@@ -113,13 +146,13 @@ func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
 	var denied *budgets.Denied
 	switch {
 	case err == nil:
-		ex.reservation, ex.estimated = res, est
+		ex.reservation = res
 		ex.rateHeaders(status)
 		return nil
 	case errors.As(err, &denied):
 		ex.rateHeaders(denied.Status)
 		budgetRefusals.WithLabelValues(ex.policy.Name, map[bool]string{true: "quota", false: "rate"}[denied.Limit.Quota]).Inc()
-		return refusal(denied, est)
+		return refusal(denied, charges, ex.units)
 	}
 	// The store could not decide (Redis down, timeout).
 	open := rt.budget.OnStoreError == "open"
@@ -138,18 +171,20 @@ func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
 // storeTimeout bounds a budget store call on the request path.
 const storeTimeout = 250 * time.Millisecond
 
-// estimate is what the request may cost in tokens: its prompt, counted
-// now, plus the most the answer may take.
-func (ex *exchange) estimate(body []byte, rt *policyRuntime) (int64, error) {
+// tokenEstimate is what a request may cost: its prompt, counted now, and
+// the most its answer may take.
+type tokenEstimate struct{ prompt, completion int64 }
+
+func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, error) {
 	enc, err := tokens.ForModel(ex.model.tokenizer)
 	if err != nil {
-		return 0, fmt.Errorf("policy %q has token budgets but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
+		return tokenEstimate{}, fmt.Errorf("policy %q has token budgets but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
 	}
 	prompt := int64(ex.promptCount)
 	if prompt == 0 {
 		n, err := enc.CountChat(body)
 		if err != nil {
-			return 0, wire.BadRequest("messages", "invalid_value", err.Error())
+			return tokenEstimate{}, wire.BadRequest("messages", "invalid_value", err.Error())
 		}
 		prompt = int64(n)
 	}
@@ -157,7 +192,7 @@ func (ex *exchange) estimate(body []byte, rt *policyRuntime) (int64, error) {
 	if m := maxCompletion(body); m > 0 {
 		completion = m
 	}
-	return prompt + completion, nil
+	return tokenEstimate{prompt, completion}, nil
 }
 
 // settle replaces the reservation's estimate with the request's actual
@@ -173,12 +208,15 @@ func (ex *exchange) settle() {
 	if ex.upstream == nil {
 		err = ex.g.store.Release(ctx, r)
 	} else {
-		used := ex.promptTokens + ex.completionTokens
 		actual := make([]int64, len(r.Charges))
 		for i, c := range r.Charges {
-			actual[i] = c.N // requests stay counted
-			if isTokenKey(c.Limit.Key) {
-				actual[i] = used
+			switch ex.units[i] {
+			case unitRequests:
+				actual[i] = c.N
+			case unitTokens:
+				actual[i] = ex.promptTokens + ex.completionTokens
+			case unitMicroUSD:
+				actual[i] = ex.costMicroUSD()
 			}
 		}
 		err = ex.g.store.Settle(ctx, r, actual)
@@ -187,12 +225,6 @@ func (ex *exchange) settle() {
 		budgetStoreErrors.WithLabelValues("settle").Inc()
 		ex.g.logger.Error("budget settle failed", zap.String("request_id", ex.id), zap.Error(err))
 	}
-}
-
-// isTokenKey tells token counters from request counters by the marker
-// compileLimits puts in their keys.
-func isTokenKey(key string) bool {
-	return strings.Contains(key, "|tpm|") || strings.Contains(key, "|tpd|") || strings.Contains(key, "|tpmo|")
 }
 
 // rateHeaders sets OpenAI's x-ratelimit-* headers from the per-minute
@@ -204,10 +236,10 @@ func (ex *exchange) rateHeaders(status []budgets.Status) {
 		ok bool
 	}
 	tight := map[string]best{}
-	for _, s := range status {
+	for i, s := range status {
 		kind := "requests"
-		if isTokenKey(s.Limit.Key) {
-			kind = "tokens"
+		if i < len(ex.units) {
+			kind = ex.units[i].String()
 		}
 		suffix := ""
 		switch s.Limit.Window {
@@ -237,20 +269,27 @@ func formatReset(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-func refusal(d *budgets.Denied, est int64) *wire.Error {
+func refusal(d *budgets.Denied, charges []budgets.Charge, units []unit) *wire.Error {
 	secs := int64(math.Ceil(d.RetryAfter.Seconds()))
 	h := http.Header{"Retry-After": {strconv.FormatInt(max(secs, 1), 10)}, "Retry-After-Ms": {strconv.FormatInt(d.RetryAfter.Milliseconds(), 10)}}
-	what := "requests"
-	if isTokenKey(d.Limit.Key) {
-		what = "tokens"
+	what, limit, est := "requests", strconv.FormatInt(d.Limit.Max, 10), int64(0)
+	for i, c := range charges {
+		if c.Limit.Key == d.Limit.Key && c.Limit.Window == d.Limit.Window {
+			what, est = units[i].String(), c.N
+		}
+	}
+	requested := strconv.FormatInt(est, 10)
+	if what == "usd" {
+		limit, requested = fmt.Sprintf("$%.2f", float64(d.Limit.Max)/1e6), fmt.Sprintf("$%.4f", float64(est)/1e6)
+		what = "spend"
 	}
 	per := map[budgets.Window]string{budgets.Minute: "per minute", budgets.Day: "per day", budgets.Month: "per month"}[d.Limit.Window]
 	if d.Limit.Quota {
 		return &wire.Error{Status: http.StatusForbidden, Type: "insufficient_quota", Code: "insufficient_quota", Header: h,
-			Message: fmt.Sprintf("Quota of %d %s %s is spent for this key's policy; it renews in %s.", d.Limit.Max, what, per, d.RetryAfter.Round(time.Second))}
+			Message: fmt.Sprintf("Quota of %s %s %s is spent (this request needs %s); it renews in %s.", limit, what, per, requested, d.RetryAfter.Round(time.Second))}
 	}
 	return &wire.Error{Status: http.StatusTooManyRequests, Type: what, Code: "rate_limit_exceeded", Header: h,
-		Message: fmt.Sprintf("Rate limit reached on %s %s: limit %d, requested %d. Please try again in %s.", what, per, d.Limit.Max, est, d.RetryAfter.Round(time.Millisecond))}
+		Message: fmt.Sprintf("Rate limit reached on %s %s: limit %s, requested %s. Please try again in %s.", what, per, limit, requested, d.RetryAfter.Round(time.Millisecond))}
 }
 
 func validCounterName(s string) bool {

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,4 +190,47 @@ func mustInt(t *testing.T, s string) int {
 		t.Fatalf("not a number: %q", s)
 	}
 	return n
+}
+
+func TestCostAndSpendQuota(t *testing.T) {
+	main, mini := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":400}}}`)
+	}), newFake(t, okHandler)
+	dir := writePolicies(t, map[string]string{"p.yaml": budgetPolicy(`  limits:
+    - per: team
+      name: ` + uniqueName(t) + `
+      usd_per_day: 0.03
+`)})
+	g := policyGateway(t, dir, func(g *Gateway) {
+		g.Prices = map[string]Price{"gpt-4o": {Input: 2.5, CachedInput: 1.25, Output: 10}}
+	}, main, mini)
+	r := do(t, g, "POST", "/v1/chat/completions", chatBody)
+	// 600 × 2.5 + 400 × 1.25 + 500 × 10 = 7000 per million = $0.007
+	if fmt.Sprint(r.ex["llm.cost_usd"]) != "0.007" {
+		t.Fatalf("cost placeholder = %v", r.ex["llm.cost_usd"])
+	}
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for i := 0; i < 4; i++ {
+		if r = do(t, g, "POST", "/v1/chat/completions", chatBody); r.status != 200 {
+			t.Fatalf("request %d: %d %s", i+2, r.status, r.body)
+		}
+	}
+	// $0.028 was spent after four requests and the fifth's estimate (its
+	// 9 counted prompt tokens and 20 capped answer tokens) fitted; this
+	// fake upstream bills far more than the request could, so $0.035 is
+	// now spent and nothing fits.
+	r = do(t, g, "POST", "/v1/chat/completions", chatBody)
+	assertOpenAIError(t, r, 403, "insufficient_quota")
+	if !strings.Contains(r.body, "$0.03") {
+		t.Fatalf("spend refusal: %s", r.body)
+	}
+}
+
+func TestPriceMicroUSD(t *testing.T) {
+	p := Price{Input: 2.5, CachedInput: 1.25, Output: 10}
+	if got := p.microUSD(1000, 400, 500); got != 7000 {
+		t.Fatalf("cost = %d µUSD, want 7000", got)
+	}
 }

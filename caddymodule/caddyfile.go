@@ -64,6 +64,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    policies <file|glob|dir...>
 //	    watch <interval>
+//	    price <model alias> {
+//	        input <USD per 1M tokens>
+//	        cached_input <USD per 1M tokens>
+//	        output <USD per 1M tokens>
+//	    }
 //	    store memory|redis [{ ... }]
 //	    introspect <key name...>
 //	}
@@ -108,6 +113,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			g.Policies = append(g.Policies, args...)
 		case "watch":
 			err = parseDuration(d, &g.Watch)
+		case "price":
+			err = g.parsePrice(d)
 		case "store":
 			if !d.NextArg() {
 				return d.Errf("store: expected a store module name (memory, redis)")
@@ -296,6 +303,42 @@ func (g *Gateway) parseBreaker(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	return nil
+}
+
+func (g *Gateway) parsePrice(d *caddyfile.Dispenser) error {
+	var model string
+	if !d.AllArgs(&model) {
+		return d.Errf("price: expected a model alias")
+	}
+	var p Price
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var dst *float64
+		switch d.Val() {
+		case "input":
+			dst = &p.Input
+		case "cached_input":
+			dst = &p.CachedInput
+		case "output":
+			dst = &p.Output
+		default:
+			return d.Errf("price %q: unrecognized subdirective %q", model, d.Val())
+		}
+		name := d.Val()
+		var v string
+		if !d.AllArgs(&v) {
+			return d.Errf("price %q: %s: expected one number", model, name)
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return d.Errf("price %q: %s: %q is not a non-negative number", model, name, v)
+		}
+		*dst = f
+	}
+	if g.Prices == nil {
+		g.Prices = map[string]Price{}
+	}
+	g.Prices[model] = p
 	return nil
 }
 

@@ -102,6 +102,7 @@ func (ex *exchange) recordUsage(u gjson.Result) {
 	ex.usageReported = true
 	ex.promptTokens = u.Get("prompt_tokens").Int()
 	ex.completionTokens = u.Get("completion_tokens").Int()
+	ex.cachedTokens = u.Get("prompt_tokens_details.cached_tokens").Int()
 }
 
 // setModel names the upstream's model in the body (OpenAI-compatible and

@@ -31,9 +31,10 @@ type exchange struct {
 	policy    *policies.Policy // nil without policies
 	feature   string
 
-	reservation *budgets.Reservation // budget reserved before the upstream call
-	estimated   int64                // its token estimate
-	promptCount int                  // prompt tokens counted by the gateway (0: not counted)
+	reservation  *budgets.Reservation // budget reserved before the upstream call
+	units        []unit               // what each of its charges counts
+	promptCount  int                  // prompt tokens counted by the gateway (0: not counted)
+	cachedTokens int64                // prompt tokens the upstream served from its cache
 
 	upstream *upstream // the upstream that answered
 	attempts int
@@ -135,6 +136,15 @@ func (ex *exchange) finish() {
 	ex.repl.Set("llm.total_tokens", ex.promptTokens+ex.completionTokens)
 	if ex.ttft > 0 {
 		ex.repl.Set("llm.ttft_ms", ex.ttft.Milliseconds())
+	}
+	if cost := ex.costMicroUSD(); cost > 0 {
+		usd := float64(cost) / 1e6
+		ex.repl.Set("llm.cost_usd", usd)
+		team := ""
+		if ex.principal != nil {
+			team = ex.principal.team
+		}
+		costTotal.WithLabelValues(alias, team).Add(usd)
 	}
 	requestsTotal.WithLabelValues(ex.route.name, alias, strconv.Itoa(ex.status)).Inc()
 	if ex.promptTokens > 0 {

@@ -137,7 +137,7 @@ func do(t *testing.T, g *Gateway, method, path, body string, hdr ...string) resu
 		t.Fatalf("ServeHTTP returned %v", err)
 	}
 	res := result{status: rec.Code, header: rec.Header(), body: rec.Body.String(), ex: map[string]any{}}
-	for _, k := range []string{"llm.prompt_tokens", "llm.completion_tokens", "llm.upstream", "llm.attempts", "llm.model", "llm.principal", "llm.request_id"} {
+	for _, k := range []string{"llm.prompt_tokens", "llm.completion_tokens", "llm.upstream", "llm.attempts", "llm.model", "llm.principal", "llm.request_id", "llm.cost_usd"} {
 		res.ex[k], _ = repl.Get(k)
 	}
 	return res

@@ -88,6 +88,10 @@ type Gateway struct {
 	// so several gateway instances share budgets. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=llm_gateway.stores inline_key=type"`
 
+	// Prices by model alias, in US dollars per million tokens, for the
+	// cost of each request (metrics, access logs) and spend budgets.
+	Prices map[string]Price `json:"prices,omitempty"`
+
 	// Introspect names the principals (client keys) allowed to call the
 	// operator endpoints GET /groundgate/policies and
 	// POST /groundgate/explain/{route}. Empty: the endpoints are off.
@@ -103,6 +107,7 @@ type Gateway struct {
 	held      []heldRef // usage-pool entries this config holds
 	policies  *policyState
 	store     budgets.Store
+	prices    map[string]Price
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
 	lastWatchErr string
 }
@@ -175,6 +180,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := g.provisionModels(); err != nil {
+		return err
+	}
+	if err := g.provisionPrices(); err != nil {
 		return err
 	}
 	if g.StoreRaw == nil {

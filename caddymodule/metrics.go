@@ -32,6 +32,10 @@ var (
 		Namespace: "groundgate", Name: "upstream_retries_total",
 		Help: "Upstream attempts that failed and led to another attempt or failover, by upstream and reason.",
 	}, []string{"upstream", "reason"})
+	costTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "cost_usd_total",
+		Help: "Cost of answered requests in US dollars, from the price table, by model alias and team.",
+	}, []string{"model", "team"})
 	budgetRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "groundgate", Name: "budget_refusals_total",
 		Help: "Requests refused by a budget, by policy and kind (rate: 429, quota: 403).",
@@ -51,7 +55,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors} {
+	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors, costTotal} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -13,6 +13,12 @@ import (
 	_ "github.com/groundgate/groundgate/caddymodule"
 	// The Azure OpenAI simulator, aoai_simulator.
 	_ "github.com/groundgate/groundgate/plugins/simulator"
+	// Context sources: embedded records, the local semantic index,
+	// Dataverse and Azure AI Search.
+	_ "github.com/groundgate/groundgate/plugins/context/azuresearch"
+	_ "github.com/groundgate/groundgate/plugins/context/dataverse"
+	_ "github.com/groundgate/groundgate/plugins/context/localindex"
+	_ "github.com/groundgate/groundgate/plugins/context/records"
 	// Budget stores: memory (default) and redis.
 	_ "github.com/groundgate/groundgate/plugins/stores/memory"
 	_ "github.com/groundgate/groundgate/plugins/stores/redis"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -24,11 +25,41 @@ type KeyConfig struct {
 	// Env names an environment variable holding the key, read at
 	// provisioning; an unset or empty variable is an error.
 	Env string `json:"env,omitempty"`
+	// Scope says which customer records the key may see in grounding
+	// context (by account, business unit or team, as Dataverse security
+	// roles scope records). Absent: no customer records, only knowledge
+	// articles.
+	Scope *KeyScope `json:"scope,omitempty"`
+}
+
+// KeyScope lists what a key's records may belong to.
+type KeyScope struct {
+	// All lets the key see every record (trusted back-office keys only).
+	All bool `json:"all,omitempty"`
+	// Accounts by id or account number.
+	Accounts []string `json:"accounts,omitempty"`
+	// BusinessUnits by id or name (owningbusinessunit).
+	BusinessUnits []string `json:"business_units,omitempty"`
+	// Teams by id or name (owningteam).
+	Teams []string `json:"teams,omitempty"`
 }
 
 type principal struct {
-	name string
-	team string
+	name  string
+	team  string
+	scope *grounding.Scope // nil: every record
+}
+
+// recordScope turns the config into grounding's scope: nil means every
+// record, an empty scope no customer record.
+func (ks *KeyScope) recordScope() *grounding.Scope {
+	if ks == nil {
+		return &grounding.Scope{}
+	}
+	if ks.All {
+		return nil
+	}
+	return &grounding.Scope{Accounts: ks.Accounts, BusinessUnits: ks.BusinessUnits, Teams: ks.Teams}
 }
 
 // keyring finds a principal by the SHA-256 of the presented key: lookups
@@ -68,7 +99,10 @@ func newKeyring(cfgs []KeyConfig) (keyring, error) {
 		if _, dup := kr[sum]; dup {
 			return nil, fmt.Errorf("key %q: the same key is already configured for another principal", kc.Name)
 		}
-		kr[sum] = &principal{name: kc.Name, team: kc.Team}
+		if kc.Scope != nil && kc.Scope.All && len(kc.Scope.Accounts)+len(kc.Scope.BusinessUnits)+len(kc.Scope.Teams) > 0 {
+			return nil, fmt.Errorf("key %q: scope all excludes accounts, business_units and teams", kc.Name)
+		}
+		kr[sum] = &principal{name: kc.Name, team: kc.Team, scope: kc.Scope.recordScope()}
 	}
 	return kr, nil
 }

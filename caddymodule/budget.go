@@ -63,9 +63,9 @@ func compileLimits(policy string, specs []limitSpec) ([]counter, error) {
 	var out []counter
 	for i, s := range specs {
 		switch s.Per {
-		case "key", "team", "policy", "model", "global":
+		case "key", "team", "policy", "model", "global", "deployment":
 		default:
-			return nil, fmt.Errorf("limits[%d]: per must be key, team, policy, model or global, not %q", i, s.Per)
+			return nil, fmt.Errorf("limits[%d]: per must be key, team, policy, model, deployment or global, not %q", i, s.Per)
 		}
 		name := s.Name
 		if name == "" {
@@ -110,35 +110,73 @@ func (c *counter) subject(ex *exchange) string {
 	return "" // policy, global: the prefix says it all
 }
 
+// heldBudget is one reservation the request holds, with what each of
+// its charges counts.
+type heldBudget struct {
+	res   *budgets.Reservation
+	units []unit
+}
+
 // reserve charges the request's estimate against the policy's limits
+// (all but the per-deployment ones, which are reserved per attempt)
 // before it goes upstream. Rates exceeded → 429, quotas spent → 403.
 func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
-	if len(rt.counters) == 0 {
+	if len(rt.counters) == 0 && len(rt.deployCounters) == 0 {
 		return nil
 	}
 	est, err := ex.estimate(body, rt)
 	if err != nil {
 		return err
 	}
-	charges := make([]budgets.Charge, len(rt.counters))
-	ex.units = make([]unit, len(rt.counters))
-	for i := range rt.counters {
-		c := &rt.counters[i]
+	ex.est = est
+	if len(rt.counters) == 0 {
+		return nil
+	}
+	hb, denied, err := ex.reserveCounters(rt.counters, func(c *counter) string { return c.subject(ex) })
+	switch {
+	case denied != nil:
+		return denied
+	case err != nil:
+		return err
+	case hb != nil:
+		ex.held = append(ex.held, hb)
+	}
+	return nil
+}
+
+// reserveDeployment charges a deployment's counters before an attempt on
+// it. A refusal lets the caller try another deployment.
+func (ex *exchange) reserveDeployment(u *upstream) (*heldBudget, *wire.Error, error) {
+	if ex.rt == nil || len(ex.rt.deployCounters) == 0 {
+		return nil, nil, nil
+	}
+	return ex.reserveCounters(ex.rt.deployCounters, func(*counter) string { return u.name })
+}
+
+// reserveCounters makes one all-or-nothing reservation. It returns the
+// refusal (429/403) separately from store failures, which the policy's
+// on_store_error turns into nothing (fail open) or a 503.
+func (ex *exchange) reserveCounters(counters []counter, subject func(*counter) string) (*heldBudget, *wire.Error, error) {
+	rt := ex.rt
+	charges := make([]budgets.Charge, len(counters))
+	units := make([]unit, len(counters))
+	for i := range counters {
+		c := &counters[i]
 		var n int64
 		switch c.unit {
 		case unitRequests:
 			n = 1
 		case unitTokens:
-			n = est.prompt + est.completion
+			n = ex.est.prompt + ex.est.completion
 		case unitMicroUSD:
 			p, ok := ex.g.prices[ex.model.alias]
 			if !ok {
-				return fmt.Errorf("policy %q has spend limits but model %q has no price in the gateway's price table", ex.policy.Name, ex.model.alias)
+				return nil, nil, fmt.Errorf("policy %q has spend limits but model %q has no price in the gateway's price table", ex.policy.Name, ex.model.alias)
 			}
-			n = p.microUSD(est.prompt, 0, est.completion)
+			n = p.microUSD(ex.est.prompt, 0, ex.est.completion)
 		}
-		ex.units[i] = c.unit
-		charges[i] = budgets.Charge{Limit: budgets.Limit{Key: c.prefix + "|" + c.subject(ex), Window: c.window, Max: c.max, Quota: c.window != budgets.Minute}, N: n}
+		units[i] = c.unit
+		charges[i] = budgets.Charge{Limit: budgets.Limit{Key: c.prefix + "|" + subject(c), Window: c.window, Max: c.max, Quota: c.window != budgets.Minute}, N: n}
 	}
 	ctx, cancel := context.WithTimeout(ex.r.Context(), storeTimeout)
 	defer cancel()
@@ -146,13 +184,12 @@ func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
 	var denied *budgets.Denied
 	switch {
 	case err == nil:
-		ex.reservation = res
-		ex.rateHeaders(status)
-		return nil
+		ex.rateHeaders(status, units)
+		return &heldBudget{res, units}, nil, nil
 	case errors.As(err, &denied):
-		ex.rateHeaders(denied.Status)
+		ex.rateHeaders(denied.Status, units)
 		budgetRefusals.WithLabelValues(ex.policy.Name, map[bool]string{true: "quota", false: "rate"}[denied.Limit.Quota]).Inc()
-		return refusal(denied, charges, ex.units)
+		return nil, refusal(denied, charges, units), nil
 	}
 	// The store could not decide (Redis down, timeout).
 	open := rt.budget.OnStoreError == "open"
@@ -161,9 +198,9 @@ func (ex *exchange) reserve(body []byte, rt *policyRuntime) error {
 	ex.g.logger.Error("budget store unavailable", zap.String("request_id", ex.id), zap.String("policy", ex.policy.Name),
 		zap.String("outcome", outcome), zap.Error(err))
 	if open {
-		return nil
+		return nil, nil, nil
 	}
-	return &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "budget_store_unavailable",
+	return nil, nil, &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "budget_store_unavailable",
 		Message: "The gateway cannot check this request's budget right now; policy " + ex.policy.Name + " refuses requests then. Retry shortly.",
 		Header:  http.Header{"Retry-After": {"1"}}}
 }
@@ -195,22 +232,24 @@ func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, err
 	return tokenEstimate{prompt, completion}, nil
 }
 
-// settle replaces the reservation's estimate with the request's actual
-// tokens; a request that never reached an upstream gives it all back.
+// settle replaces each reservation's estimate with the request's actual
+// tokens; a request that never got an answer gives them back.
 func (ex *exchange) settle() {
-	r := ex.reservation
-	if r == nil {
-		return
+	for _, hb := range ex.held {
+		ex.settleOne(hb, ex.upstream == nil)
 	}
+}
+
+func (ex *exchange) settleOne(hb *heldBudget, release bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	var err error
-	if ex.upstream == nil {
-		err = ex.g.store.Release(ctx, r)
+	if release {
+		err = ex.g.store.Release(ctx, hb.res)
 	} else {
-		actual := make([]int64, len(r.Charges))
-		for i, c := range r.Charges {
-			switch ex.units[i] {
+		actual := make([]int64, len(hb.res.Charges))
+		for i, c := range hb.res.Charges {
+			switch hb.units[i] {
 			case unitRequests:
 				actual[i] = c.N
 			case unitTokens:
@@ -219,7 +258,7 @@ func (ex *exchange) settle() {
 				actual[i] = ex.costMicroUSD()
 			}
 		}
-		err = ex.g.store.Settle(ctx, r, actual)
+		err = ex.g.store.Settle(ctx, hb.res, actual)
 	}
 	if err != nil {
 		budgetStoreErrors.WithLabelValues("settle").Inc()
@@ -230,7 +269,7 @@ func (ex *exchange) settle() {
 // rateHeaders sets OpenAI's x-ratelimit-* headers from the per-minute
 // limits (the tightest of each kind) and, for daily and monthly quotas,
 // x-ratelimit-*-tokens-day / -month style headers.
-func (ex *exchange) rateHeaders(status []budgets.Status) {
+func (ex *exchange) rateHeaders(status []budgets.Status, units []unit) {
 	type best struct {
 		s  budgets.Status
 		ok bool
@@ -238,8 +277,8 @@ func (ex *exchange) rateHeaders(status []budgets.Status) {
 	tight := map[string]best{}
 	for i, s := range status {
 		kind := "requests"
-		if i < len(ex.units) {
-			kind = ex.units[i].String()
+		if i < len(units) {
+			kind = units[i].String()
 		}
 		suffix := ""
 		switch s.Limit.Window {

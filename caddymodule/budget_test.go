@@ -171,7 +171,7 @@ func TestStoreUnavailableFailsAsPolicySays(t *testing.T) {
 
 func TestBudgetConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"  limits:\n    - per: tenant\n      tokens_per_minute: 5\n", `per must be key, team, policy, model or global`},
+		{"  limits:\n    - per: tenant\n      tokens_per_minute: 5\n", `per must be key, team, policy, model, deployment or global`},
 		{"  limits:\n    - per: key\n", `no limit set`},
 		{"  on_store_error: maybe\n", `on_store_error must be open or closed`},
 		{"  limits:\n    - per: key\n      tokens_per_minut: 5\n", `tokens_per_minut`},
@@ -233,4 +233,30 @@ func TestPriceMicroUSD(t *testing.T) {
 	if got := p.microUSD(1000, 400, 500); got != 7000 {
 		t.Fatalf("cost = %d µUSD, want 7000", got)
 	}
+}
+
+// A deployment whose budget is spent is skipped for another; when every
+// deployment's budget is spent the client gets the 429.
+func TestPerDeploymentBudgetFailsOver(t *testing.T) {
+	a, b := newFake(t, okHandler), newFake(t, okHandler)
+	dir := writePolicies(t, map[string]string{"p.yaml": budgetPolicy(`  limits:
+    - per: deployment
+      name: ` + uniqueName(t) + `
+      requests_per_minute: 2
+`)})
+	g := newGateway(t, func(g *Gateway) {
+		g.Policies = []string{dir}
+	}, azure("a", a.URL, 0), azure("b", b.URL, 1))
+	var ups []string
+	for i := 0; i < 4; i++ {
+		r := do(t, g, "POST", "/v1/chat/completions", chatBody)
+		if r.status != 200 {
+			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		}
+		ups = append(ups, fmt.Sprint(r.ex["llm.upstream"]))
+	}
+	if strings.Join(ups, ",") != "a,a,b,b" {
+		t.Fatalf("deployments used: %v, want a,a,b,b", ups)
+	}
+	assertOpenAIError(t, do(t, g, "POST", "/v1/chat/completions", chatBody), 429, "rate_limit_exceeded")
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -28,6 +29,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    key <name> {
 //	        sha256 <hex> | env <VAR>
 //	        team <team>
+//	        scope {
+//	            all | accounts <id...> | business_units <name...> | teams <name...>
+//	        }
 //	    }
 //	    model <alias> [<pool>] {
 //	        pool <pool>
@@ -64,6 +68,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    policies <file|glob|dir...>
 //	    watch <interval>
+//	    context <name> <records|local_index|dataverse|azure_search> [{ ... }]
 //	    price <model alias> {
 //	        input <USD per 1M tokens>
 //	        cached_input <USD per 1M tokens>
@@ -115,6 +120,27 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDuration(d, &g.Watch)
 		case "price":
 			err = g.parsePrice(d)
+		case "context":
+			var name string
+			if !d.NextArg() {
+				return d.Errf("context: expected <name> <source module> [{...}]")
+			}
+			name = d.Val()
+			if !d.NextArg() {
+				return d.Errf("context %q: expected a source module (records, local_index, dataverse, azure_search)", name)
+			}
+			modName := d.Val()
+			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.context."+modName)
+			if err != nil {
+				return err
+			}
+			if g.ContextRaw == nil {
+				g.ContextRaw = map[string]json.RawMessage{}
+			}
+			if _, dup := g.ContextRaw[name]; dup {
+				return d.Errf("context %q is defined twice", name)
+			}
+			g.ContextRaw[name] = caddyconfig.JSONModuleObject(mod, "source", modName, nil)
 		case "store":
 			if !d.NextArg() {
 				return d.Errf("store: expected a store module name (memory, redis)")
@@ -155,6 +181,9 @@ func (g *Gateway) parseKey(d *caddyfile.Dispenser) error {
 			err = parseString(d, &k.Env)
 		case "team":
 			err = parseString(d, &k.Team)
+		case "scope":
+			k.Scope = new(KeyScope)
+			err = parseScope(d, k.Scope)
 		default:
 			return d.Errf("key %q: unrecognized subdirective %q", k.Name, d.Val())
 		}
@@ -339,6 +368,36 @@ func (g *Gateway) parsePrice(d *caddyfile.Dispenser) error {
 		g.Prices = map[string]Price{}
 	}
 	g.Prices[model] = p
+	return nil
+}
+
+func parseScope(d *caddyfile.Dispenser, s *KeyScope) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		args := d.RemainingArgs()
+		switch sub {
+		case "all":
+			if len(args) > 0 {
+				return d.ArgErr()
+			}
+			s.All = true
+			continue
+		case "accounts":
+			s.Accounts = append(s.Accounts, args...)
+		case "business_units":
+			s.BusinessUnits = append(s.BusinessUnits, args...)
+		case "teams":
+			s.Teams = append(s.Teams, args...)
+		default:
+			return d.Errf("scope: unrecognized subdirective %q", sub)
+		}
+		if len(args) == 0 {
+			return d.Errf("scope: %s: expected one or more values", sub)
+		}
+	}
 	return nil
 }
 

@@ -29,6 +29,18 @@ func (g *Gateway) serveChat(ex *exchange) error {
 	if body, err = g.applyPolicy(ex, body, alias, chat.Messages); err != nil {
 		return err
 	}
+	if rt := ex.rt; rt != nil {
+		if rt.cacheTTL > 0 {
+			ex.cacheKey = ex.computeCacheKey(body)
+			if ex.cacheLookup(ex.cacheKey) {
+				return nil
+			}
+		}
+		// A cached answer costs nothing upstream; only a call is budgeted.
+		if err := ex.reserve(body, rt); err != nil {
+			return err
+		}
+	}
 	// Usage must come back on streams too, or token accounting is blind.
 	if chat.Stream && !chat.IncludeUsage {
 		if body, err = setIncludeUsage(body); err != nil {
@@ -74,6 +86,9 @@ func unknownModel(rt route, alias string) error {
 func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
+		if ex.cacheKey != "" {
+			ex.cacheStore(ex.cacheKey, false, at.body, ex.rt.cacheTTL)
+		}
 		if !ex.usageReported && ex.route.op == opChat {
 			ex.answer = append(ex.answer, gjson.GetBytes(at.body, "choices.0.message.content").Str...)
 		}

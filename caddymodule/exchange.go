@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/groundgate/groundgate/budgets"
+	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/wire"
 )
@@ -31,10 +31,15 @@ type exchange struct {
 	policy    *policies.Policy // nil without policies
 	feature   string
 
-	reservation  *budgets.Reservation // budget reserved before the upstream call
-	units        []unit               // what each of its charges counts
-	promptCount  int                  // prompt tokens counted by the gateway (0: not counted)
-	cachedTokens int64                // prompt tokens the upstream served from its cache
+	packed       *grounding.Packed // the context that reached the model, for post-processing
+	rt           *policyRuntime    // the policy's compiled sections (nil without policies)
+	cacheKey     string            // response cache key ("" when the policy does not cache)
+	cacheHit     bool
+	streamCopy   []byte        // the stream as sent, for the cache
+	held         []*heldBudget // budgets reserved before the upstream call
+	est          tokenEstimate
+	promptCount  int   // prompt tokens counted by the gateway (0: not counted)
+	cachedTokens int64 // prompt tokens the upstream served from its cache
 
 	upstream *upstream // the upstream that answered
 	attempts int
@@ -130,6 +135,9 @@ func (ex *exchange) finish() {
 	}
 	ex.settle()
 	ex.repl.Set("llm.model", alias)
+	if ex.cacheKey != "" {
+		ex.repl.Set("llm.cache", map[bool]string{true: "hit", false: "miss"}[ex.cacheHit])
+	}
 	ex.repl.Set("llm.attempts", ex.attempts)
 	ex.repl.Set("llm.prompt_tokens", ex.promptTokens)
 	ex.repl.Set("llm.completion_tokens", ex.completionTokens)

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groundgate/groundgate/budgets"
+	"github.com/groundgate/groundgate/grounding"
+	"github.com/groundgate/groundgate/respcache"
 	"github.com/groundgate/groundgate/wire"
 
 	// The default budget store.
@@ -88,6 +90,17 @@ type Gateway struct {
 	// so several gateway instances share budgets. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=llm_gateway.stores inline_key=type"`
 
+	// Context are the record sources and indexes that ground requests,
+	// by name (modules in llm_gateway.context: records, local_index,
+	// dataverse, azure_search). Policies name them in their context
+	// section; one named "default" (or the only one) serves policies that
+	// name none.
+	ContextRaw map[string]json.RawMessage `json:"context,omitempty" caddy:"namespace=llm_gateway.context inline_key=source"`
+
+	// CacheMaxSize bounds the in-process response cache, in bytes, used
+	// when the store cannot cache (memory). Default: 64 MiB.
+	CacheMaxSize int64 `json:"cache_max_size,omitempty"`
+
 	// Prices by model alias, in US dollars per million tokens, for the
 	// cost of each request (metrics, access logs) and spend budgets.
 	Prices map[string]Price `json:"prices,omitempty"`
@@ -107,7 +120,11 @@ type Gateway struct {
 	held      []heldRef // usage-pool entries this config holds
 	policies  *policyState
 	store     budgets.Store
+	cache     respcache.Store
 	prices    map[string]Price
+
+	recordSources map[string]grounding.RecordSource
+	indexes       map[string]grounding.Index
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
 	lastWatchErr string
 }
@@ -195,6 +212,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	var ok bool
 	if g.store, ok = mod.(budgets.Store); !ok {
 		return fmt.Errorf("module %T is not a budget store", mod)
+	}
+	if err := g.provisionCache(); err != nil {
+		return err
+	}
+	if err := g.provisionContext(ctx); err != nil {
+		return err
 	}
 	return g.provisionPolicies(ctx)
 }

@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +40,10 @@ type budgetSpec struct {
 type policyRuntime struct {
 	budget   budgetSpec
 	counters []counter
+	// deployCounters are per-deployment limits, reserved per attempt.
+	deployCounters []counter
+	ground         *groundingPlan // nil: no context section
+	cacheTTL       time.Duration  // 0: no response cache
 }
 
 // compiledPolicies pairs a policy set with what the gateway compiled from
@@ -49,7 +56,7 @@ type compiledPolicies struct {
 // compile decodes the sections the gateway enforces and refuses the ones
 // it does not, so a policy never seems to switch on something that is not
 // enforced.
-func compile(set *policies.Set) (*compiledPolicies, error) {
+func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 	cp := &compiledPolicies{set: set, rt: make(map[string]*policyRuntime)}
 	for _, p := range set.Policies() {
 		rt := new(policyRuntime)
@@ -73,11 +80,32 @@ func compile(set *policies.Set) (*compiledPolicies, error) {
 		default:
 			return nil, fmt.Errorf("%s:%d: policy %q: budgets.on_store_error must be open or closed, not %q", p.Budgets.File, p.Budgets.Line, p.Name, b.OnStoreError)
 		}
-		var err error
-		if rt.counters, err = compileLimits(p.Name, b.Limits); err != nil {
+		all, err := compileLimits(p.Name, b.Limits)
+		if err != nil {
 			return nil, fmt.Errorf("%s:%d: policy %q: budgets.%v", p.Budgets.File, p.Budgets.Line, p.Name, err)
 		}
-		for _, sec := range []policies.RawSection{p.Context, p.Filters, p.Post} {
+		for _, c := range all {
+			if c.per == "deployment" {
+				rt.deployCounters = append(rt.deployCounters, c)
+			} else {
+				rt.counters = append(rt.counters, c)
+			}
+		}
+		if rt.ground, err = g.compileContext(p); err != nil {
+			return nil, err
+		}
+		if !p.Cache.IsZero() {
+			var cs cacheSpec
+			if err := p.Cache.Decode(&cs); err != nil {
+				return nil, err
+			}
+			d, err := caddy.ParseDuration(cs.TTL)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("%s:%d: policy %q: cache.ttl %q is not a positive duration", p.Cache.File, p.Cache.Line, p.Name, cs.TTL)
+			}
+			rt.cacheTTL = d
+		}
+		for _, sec := range []policies.RawSection{p.Filters, p.Post} {
 			if !sec.IsZero() {
 				return nil, fmt.Errorf("%s:%d: policy %q: %s is not enforced by this gateway version; remove the section",
 					sec.File, sec.Line, p.Name, strings.TrimPrefix(sec.Path, "policy."))
@@ -114,7 +142,7 @@ func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) 
 					". However, your messages resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the messages."}
 		}
 	}
-	return body, ex.reserve(body, rt)
+	return body, nil
 }
 
 // clampCompletion lowers the client's completion limit to max, or sets

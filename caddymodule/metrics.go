@@ -36,6 +36,18 @@ var (
 		Namespace: "groundgate", Name: "cost_usd_total",
 		Help: "Cost of answered requests in US dollars, from the price table, by model alias and team.",
 	}, []string{"model", "team"})
+	recordsDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "records_denied_total",
+		Help: "Records a request asked for that its key's scope does not allow, withheld from the model, by policy.",
+	}, []string{"policy"})
+	groundingErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "grounding_errors_total",
+		Help: "Requests whose record lookup or search failed, by policy.",
+	}, []string{"policy"})
+	cacheRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "cache_requests_total",
+		Help: "Response cache lookups by policy and result (hit, miss).",
+	}, []string{"policy", "result"})
 	budgetRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "groundgate", Name: "budget_refusals_total",
 		Help: "Requests refused by a budget, by policy and kind (rate: 429, quota: 403).",
@@ -55,7 +67,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors, costTotal} {
+	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors, costTotal, recordsDenied, groundingErrors, cacheRequests} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -53,7 +53,7 @@ func (g *Gateway) loadPolicies() (*compiledPolicies, error) {
 			}
 		}
 	}
-	return compile(set)
+	return g.compile(set)
 }
 
 func (g *Gateway) poolNames() []string {
@@ -134,19 +134,29 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 	if ex.route.op != opChat {
 		return body, nil
 	}
-	var err error
-	if p.Meta != nil {
-		body, err = p.Meta.Apply(body, policies.Data{
-			Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
-			Feature:   d.Feature,
-			Now:       ex.start,
-			User:      lastUserText(messages),
-		})
+	rt := cp.rt[p.Name]
+	ex.rt = rt
+	data := policies.Data{
+		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
+		Feature:   d.Feature,
+		Now:       ex.start,
+		User:      lastUserText(messages),
+	}
+	if rt.ground != nil {
+		packed, err := ex.ground(rt.ground, body)
 		if err != nil {
 			return nil, err
 		}
+		ex.packed = packed
+		data.Records, data.Articles = packed.Records, packed.Articles
 	}
-	return ex.applyLimits(body, cp.rt[p.Name])
+	if p.Meta != nil {
+		var err error
+		if body, err = p.Meta.Apply(body, data); err != nil {
+			return nil, err
+		}
+	}
+	return ex.applyLimits(body, rt)
 }
 
 // poolTokenizer is the tokenizer of the first model served by the pool,
@@ -195,6 +205,6 @@ func checkPolicyFiles(patterns []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = compile(set)
+	_, err = new(Gateway).compile(set)
 	return err
 }

@@ -54,11 +54,15 @@ func (g *Gateway) call(ex *exchange, p *pool, op operation, body []byte, stream 
 	order := p.order()
 	var tried uint64 // bit i: order[i] was tried since the last reset
 	var last failure
+	var lastRefusal error
 	backoff := 50 * time.Millisecond
 
 	for ex.attempts < g.MaxAttempts {
 		u, idx, done := p.next(order, tried)
 		if u == nil {
+			if last.reason == "budget" {
+				break // budgets do not come back by waiting a moment
+			}
 			wait, ok := g.waitBeforeRetry(p, tried, backoff, deadline)
 			if !ok {
 				break
@@ -71,11 +75,28 @@ func (g *Gateway) call(ex *exchange, p *pool, op operation, body []byte, stream 
 			continue
 		}
 		tried |= 1 << idx
+		hb, refused, err := ex.reserveDeployment(u)
+		if err != nil {
+			done(errExcluded)
+			return nil, err
+		}
+		if refused != nil {
+			// This deployment's budget is spent: try another.
+			done(errExcluded)
+			last, lastRefusal = failure{upstream: u, reason: "budget"}, refused
+			continue
+		}
 		ex.attempts++
 		at, reason, err := g.try(ctx, ex, u, op, body, stream, deadline)
 		if err == nil {
 			done(nil)
+			if hb != nil {
+				ex.held = append(ex.held, hb)
+			}
 			return at, nil
+		}
+		if hb != nil {
+			ex.settleOne(hb, true)
 		}
 		if ctx.Err() != nil {
 			done(errExcluded)
@@ -90,6 +111,9 @@ func (g *Gateway) call(ex *exchange, p *pool, op operation, body []byte, stream 
 		retriesTotal.WithLabelValues(u.name, reason).Inc()
 		g.logger.Warn("upstream attempt failed", zap.String("request_id", ex.id),
 			zap.String("upstream", u.name), zap.String("reason", reason), zap.Error(err))
+	}
+	if last.reason == "budget" {
+		return nil, lastRefusal
 	}
 	return nil, g.noUpstream(p, last, deadline)
 }

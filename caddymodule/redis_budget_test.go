@@ -126,3 +126,22 @@ func TestRedisGoesAway(t *testing.T) {
 	}
 	stop()
 }
+
+// With the Redis store, instances share the response cache.
+func TestRedisSharedResponseCache(t *testing.T) {
+	addr, _ := startRedis(t)
+	main, mini := newFake(t, okHandler), newFake(t, okHandler)
+	dir := writePolicies(t, map[string]string{"p.yaml": cachedPolicy})
+	instance := func(pool int) *Gateway {
+		return policyGateway(t, dir, func(g *Gateway) {
+			g.StoreRaw = []byte(fmt.Sprintf(`{"type":"redis","address":%q,"pool_size":%d}`, addr, pool))
+		}, main, mini)
+	}
+	a, b := instance(21), instance(22)
+	if r := do(t, a, "POST", "/v1/chat/completions", chatBody); r.header.Get("X-Groundgate-Cache") != "miss" {
+		t.Fatalf("first: %v", r.header)
+	}
+	if r := do(t, b, "POST", "/v1/chat/completions", chatBody); r.header.Get("X-Groundgate-Cache") != "hit" || main.calls.Load() != 1 {
+		t.Fatalf("second instance: %v, upstream calls %d", r.header, main.calls.Load())
+	}
+}

@@ -82,7 +82,13 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 		if err := rc.Flush(); err != nil {
 			return errClientGone
 		}
+		if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
+			ex.streamCopy = append(ex.streamCopy, ev.Raw...)
+		}
 		if ev.Done() {
+			if ex.cacheKey != "" {
+				ex.cacheStore(ex.cacheKey, true, ex.streamCopy, ex.rt.cacheTTL)
+			}
 			return nil
 		}
 	}

@@ -5,21 +5,24 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	caddyfileconf "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/groundgate/groundgate"
+	"github.com/groundgate/groundgate/plugins/simulator"
 )
 
 // ports are chosen once per test binary.
@@ -42,9 +45,10 @@ func gatewayURL(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s"
 
 const demoKey = "demo-key"
 
-// baseCaddyfile is the demo's shape with an instant simulator. %[1]d is
-// the gateway port, %[2]d the simulator's, %[3]d the admin port; the
-// @@EXTRA@@ and @@SIMCFG@@ lines take more gateway and simulator lines.
+// baseCaddyfile is the demo's gateway. %[1]d is the gateway port, %[2]d
+// the simulator's, %[3]d the admin port; the @@EXTRA@@ line takes more
+// gateway lines. The simulator runs outside Caddy (see startSimulator),
+// as Azure does: reloading the gateway does not restart its upstream.
 const baseCaddyfile = `{
 	admin localhost:%[3]d
 	grace_period 5s
@@ -77,20 +81,55 @@ const baseCaddyfile = `{
 	}
 }
 
-:%[2]d {
-	bind 127.0.0.1
-	aoai_simulator {
-		deployment gpt-4o gpt-4o-2024-08-06
-		deployment text-embedding-3-small
-		api_key {env.GG_SIM_KEY}
-		@@SIMCFG@@
-	}
-}
 `
 
 func caddyfile(extra, sim string) string {
+	setSimulator(sim)
 	s := fmt.Sprintf(baseCaddyfile, gatewayPort, simPort, adminPort)
-	return strings.NewReplacer("@@EXTRA@@", extra, "@@SIMCFG@@", sim).Replace(s)
+	return strings.NewReplacer("@@EXTRA@@", extra).Replace(s)
+}
+
+// The simulator is an aoai_simulator handler provisioned like Caddy
+// would, served by its own HTTP server on simPort. setSimulator swaps its
+// configuration (Caddyfile subdirectives) between tests.
+var (
+	simMu      sync.Mutex
+	simCurrent http.Handler
+	simConfig  = "\x00"
+)
+
+func setSimulator(cfg string) {
+	simMu.Lock()
+	defer simMu.Unlock()
+	if cfg == simConfig {
+		return
+	}
+	block := "aoai_simulator {\n deployment gpt-4o gpt-4o-2024-08-06\n deployment text-embedding-3-small\n api_key {env.GG_SIM_KEY}\n " + cfg + "\n}"
+	sim := new(simulator.Simulator)
+	if err := sim.UnmarshalCaddyfile(caddyfileconf.NewTestDispenser(block)); err != nil {
+		panic(err)
+	}
+	ctx, _ := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := sim.Provision(ctx); err != nil {
+		panic(err)
+	}
+	simCurrent = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = sim.ServeHTTP(w, r, nil) })
+	simConfig = cfg
+}
+
+func startSimulator() {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", simPort))
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			simMu.Lock()
+			h := simCurrent
+			simMu.Unlock()
+			h.ServeHTTP(w, r)
+		}))
+	}()
 }
 
 // load adapts a Caddyfile and loads it into the running Caddy, as
@@ -132,6 +171,8 @@ func waitListening(t testing.TB, port int) {
 
 func TestMain(m *testing.M) {
 	os.Setenv("GG_SIM_KEY", "sim-upstream-key")
+	setSimulator("")
+	startSimulator()
 	code := m.Run()
 	_ = caddy.Stop()
 	os.Exit(code)

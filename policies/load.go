@@ -40,6 +40,7 @@ type policySpec struct {
 	Budgets     RawSection        `yaml:"budgets"`
 	Filters     RawSection        `yaml:"filters"`
 	Post        RawSection        `yaml:"post"`
+	Cache       RawSection        `yaml:"cache"`
 }
 
 type upstreamSpec struct {
@@ -409,6 +410,7 @@ func (v *validator) policy(s *policySpec, file string, data []byte) *Policy {
 		Budgets:     s.Budgets,
 		Filters:     s.Filters,
 		Post:        s.Post,
+		Cache:       s.Cache,
 		nameLine:    v.line("policy.name"),
 		aliasLine:   v.line("policy.match.aliases"),
 	}
@@ -478,7 +480,7 @@ func (v *validator) policy(s *policySpec, file string, data []byte) *Policy {
 	for _, sec := range []struct {
 		name string
 		r    RawSection
-	}{{"context", s.Context}, {"budgets", s.Budgets}, {"filters", s.Filters}, {"post", s.Post}} {
+	}{{"context", s.Context}, {"budgets", s.Budgets}, {"filters", s.Filters}, {"post", s.Post}, {"cache", s.Cache}} {
 		if sec.r.Node == nil {
 			continue
 		}

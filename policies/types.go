@@ -75,6 +75,8 @@ type Policy struct {
 	// Context, Budgets, Filters and Post are switched on here and
 	// decoded later, strictly, by their owners (RawSection.Decode).
 	Context, Budgets, Filters, Post RawSection
+	// Cache switches on the response cache for the policy.
+	Cache RawSection
 
 	nameLine, aliasLine int // for cross-file errors
 

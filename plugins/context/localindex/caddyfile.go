@@ -1,0 +1,183 @@
+package localindex
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// UnmarshalCaddyfile sets up the index from Caddyfile tokens:
+//
+//	local_index [<path...>] {
+//	    name <name>
+//	    paths <file|dir|glob...>
+//	    articles_from <module> [<args...>] {   # e.g. articles_from records /srv/crm
+//	        ...                                # the module's own Caddyfile block
+//	    }
+//	    dir <snapshot dir>
+//	    chunk_tokens <n>
+//	    tokenizer <model>
+//	    rrf_k <n>
+//	    embeddings {
+//	        endpoint <url>
+//	        deployment <name>
+//	        api_version <version>
+//	        api_key <key or {env.VAR}>
+//	        api azure|openai
+//	        dimensions <n>
+//	        batch_size <n>
+//	        timeout <duration>
+//	        query_timeout <duration>
+//	    }
+//	}
+//
+// With neither paths nor articles_from, the embedded sample articles are
+// indexed. Unknown subdirectives are errors.
+func (li *LocalIndex) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // module name
+	li.Paths = append(li.Paths, d.RemainingArgs()...)
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "name":
+			err = oneString(d, &li.Name)
+		case "paths":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("paths: expected one or more files, directories or globs")
+			}
+			li.Paths = append(li.Paths, args...)
+		case "dir":
+			err = oneString(d, &li.Dir)
+		case "chunk_tokens":
+			err = oneInt(d, &li.ChunkTokens)
+		case "tokenizer":
+			err = oneString(d, &li.Tokenizer)
+		case "rrf_k":
+			var n int
+			err = oneInt(d, &n)
+			li.RRFK = float64(n)
+		case "articles_from":
+			err = li.parseArticlesFrom(d)
+		case "embeddings":
+			err = li.parseEmbeddings(d)
+		default:
+			return d.Errf("unrecognized local_index subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseArticlesFrom hands "articles_from <module> …" to the module's own
+// Caddyfile parser, as if its block started at <module>.
+func (li *LocalIndex) parseArticlesFrom(d *caddyfile.Dispenser) error {
+	if li.ArticlesFromRaw != nil {
+		return d.Errf("articles_from given twice")
+	}
+	toks := d.NextSegment()
+	if len(toks) < 2 {
+		return d.Errf("articles_from: expected a module name, e.g. articles_from records")
+	}
+	name := toks[1].Text
+	modID := "llm_gateway.context." + name
+	if _, err := caddy.GetModule(modID); err != nil {
+		return d.Errf("articles_from: unknown module %q (%s is not registered)", name, modID)
+	}
+	sub := caddyfile.NewDispenser(toks[1:])
+	sub.Next() // UnmarshalModule starts its segment at the current token
+	unm, err := caddyfile.UnmarshalModule(sub, modID)
+	if err != nil {
+		return err
+	}
+	li.ArticlesFromRaw = caddyconfig.JSONModuleObject(unm, "source", name, nil)
+	return nil
+}
+
+func (li *LocalIndex) parseEmbeddings(d *caddyfile.Dispenser) error {
+	if li.Embeddings != nil {
+		return d.Errf("embeddings given twice")
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	e := &Embeddings{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "endpoint":
+			err = oneString(d, &e.Endpoint)
+		case "deployment":
+			err = oneString(d, &e.Deployment)
+		case "api_version":
+			err = oneString(d, &e.APIVersion)
+		case "api_key":
+			err = oneString(d, &e.APIKey)
+		case "api":
+			err = oneString(d, &e.API)
+			if err == nil && e.API != "azure" && e.API != "openai" {
+				err = d.Errf("api: expected azure or openai, got %q", e.API)
+			}
+		case "dimensions":
+			err = oneInt(d, &e.Dimensions)
+		case "batch_size":
+			err = oneInt(d, &e.BatchSize)
+		case "timeout":
+			err = oneDuration(d, &e.Timeout)
+		case "query_timeout":
+			err = oneDuration(d, &e.QueryTimeout)
+		default:
+			return d.Errf("unrecognized embeddings subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	li.Embeddings = e
+	return nil
+}
+
+func oneString(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func oneInt(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var s string
+	if err := oneString(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return d.Errf("%s: expected a whole number, got %q", name, s)
+	}
+	*dst = n
+	return nil
+}
+
+func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneString(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 {
+		return d.Errf("%s: expected a duration such as 2s, got %q", name, s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*LocalIndex)(nil)

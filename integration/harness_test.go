@@ -60,6 +60,9 @@ const baseCaddyfile = `{
 		key demo {
 			sha256 c48a01f49fd0f2cc404bc3cbbc80e91457a3d41bb429a695243de4c61794155c
 			team support
+			scope {
+				business_units "Business Support" "Consumer Support"
+			}
 		}
 		model gpt-4o main
 		model text-embedding-3-small embeddings

@@ -143,6 +143,13 @@ func load(t testing.TB, cf string) {
 		t.Fatal(err)
 	}
 	waitListening(t, gatewayPort)
+	// The reload closed the old server's idle keep-alive connections; a
+	// test's first POST must not race with that (TestReloadUnderLoad
+	// covers the race itself).
+	plainClient.CloseIdleConnections()
+	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 }
 
 func tryLoad(cf string) error {

@@ -9,7 +9,7 @@ import (
 // (code is a string, even for numeric codes) and request validation errors
 // with OpenAI's {"error":{"message","type","param","code"}}. The bodies
 // below are copied from observed Azure traffic (see
-// /work/shared/reference/wire-formats.md §2).
+// the wire-format reference (../shared/reference/wire-formats.md) §2).
 
 const (
 	msgUnauthorized = "Access denied due to invalid subscription key or wrong API endpoint. " +

@@ -15,7 +15,7 @@
 //
 // The weights were fit offline by L2-regularised logistic regression with
 // non-negative weights (TestTrain in train_test.go, run with -train) on
-// the dev set (/work/shared/data/prompt_injection_dev.csv), the in-domain
+// the dev set (shared/data/prompt_injection_dev.csv beside the repository), the in-domain
 // customer-service messages and the context records in testdata/; the
 // held-out (5-fold) figures are in the package's evaluation test.
 //

@@ -14,7 +14,7 @@ import (
 )
 
 // Training and evaluation data:
-//   - dev: /work/shared/data/prompt_injection_dev.csv (prompt,type; benign or
+//   - dev: shared/data/prompt_injection_dev.csv beside the repository (prompt,type; benign or
 //     jailbreak), found beside the repository (../../../../shared/data) or
 //     at $GROUNDGATE_PI_DEV;
 //   - cs: testdata/customer_service_benign.txt, in-domain benign messages;

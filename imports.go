@@ -19,6 +19,8 @@ import (
 	_ "github.com/groundgate/groundgate/plugins/context/dataverse"
 	_ "github.com/groundgate/groundgate/plugins/context/localindex"
 	_ "github.com/groundgate/groundgate/plugins/context/records"
+	// The audit recorder (JSONL, SQLite or a Dataverse table).
+	_ "github.com/groundgate/groundgate/plugins/post/audit"
 	// Budget stores: memory (default) and redis.
 	_ "github.com/groundgate/groundgate/plugins/stores/memory"
 	_ "github.com/groundgate/groundgate/plugins/stores/redis"

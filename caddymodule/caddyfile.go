@@ -75,6 +75,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        output <USD per 1M tokens>
 //	    }
 //	    store memory|redis [{ ... }]
+//	    audit { jsonl <path> | sqlite <path> | dataverse <url> {...} }
 //	    introspect <key name...>
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -141,6 +142,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("context %q is defined twice", name)
 			}
 			g.ContextRaw[name] = caddyconfig.JSONModuleObject(mod, "source", modName, nil)
+		case "audit":
+			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.post.audit")
+			if err != nil {
+				return err
+			}
+			g.AuditRaw = caddyconfig.JSONModuleObject(mod, "post", "audit", nil)
 		case "store":
 			if !d.NextArg() {
 				return d.Errf("store: expected a store module name (memory, redis)")

@@ -35,6 +35,8 @@ type exchange struct {
 	rt           *policyRuntime    // the policy's compiled sections (nil without policies)
 	cacheKey     string            // response cache key ("" when the policy does not cache)
 	cacheHit     bool
+	streamed     bool          // the answer was a stream
+	denied       []string      // records withheld by scope, for the audit record
 	streamCopy   []byte        // the stream as sent, for the cache
 	held         []*heldBudget // budgets reserved before the upstream call
 	est          tokenEstimate
@@ -134,6 +136,7 @@ func (ex *exchange) finish() {
 		ex.countUsage()
 	}
 	ex.settle()
+	ex.record()
 	ex.repl.Set("llm.model", alias)
 	if ex.cacheKey != "" {
 		ex.repl.Set("llm.cache", map[bool]string{true: "hit", false: "miss"}[ex.cacheHit])

@@ -161,6 +161,7 @@ func (ex *exchange) ground(gp *groundingPlan, body []byte) (*grounding.Packed, e
 		ex.g.logger.Warn("record outside the principal's scope withheld", zap.String("request_id", ex.id),
 			zap.String("principal", ex.principal.name), zap.String("policy", ex.policy.Name), zap.String("denied", d.String()))
 		recordsDenied.WithLabelValues(ex.policy.Name).Inc()
+		ex.denied = append(ex.denied, d.String())
 	}
 	state := "ok"
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/groundgate/groundgate/budgets"
 	"github.com/groundgate/groundgate/grounding"
+	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/respcache"
 	"github.com/groundgate/groundgate/wire"
 
@@ -101,6 +102,12 @@ type Gateway struct {
 	// when the store cannot cache (memory). Default: 64 MiB.
 	CacheMaxSize int64 `json:"cache_max_size,omitempty"`
 
+	// Audit records every interaction (principal, policy version,
+	// feature, records and articles used, tokens, cost, latency, status)
+	// through the llm_gateway.post.audit module: a bounded queue to a JSONL
+	// file, SQLite or a Dataverse table, drained on reload and shutdown.
+	AuditRaw json.RawMessage `json:"audit,omitempty" caddy:"namespace=llm_gateway.post inline_key=post"`
+
 	// Prices by model alias, in US dollars per million tokens, for the
 	// cost of each request (metrics, access logs) and spend budgets.
 	Prices map[string]Price `json:"prices,omitempty"`
@@ -121,6 +128,7 @@ type Gateway struct {
 	policies  *policyState
 	store     budgets.Store
 	cache     respcache.Store
+	audit     post.Recorder
 	prices    map[string]Price
 
 	recordSources map[string]grounding.RecordSource
@@ -214,6 +222,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("module %T is not a budget store", mod)
 	}
 	if err := g.provisionCache(); err != nil {
+		return err
+	}
+	if err := g.provisionAudit(ctx); err != nil {
 		return err
 	}
 	if err := g.provisionContext(ctx); err != nil {

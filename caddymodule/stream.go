@@ -37,6 +37,7 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	rc := http.NewResponseController(ex.w)
+	ex.streamed = true
 	ex.writeHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return errClientGone

@@ -19,6 +19,11 @@ import (
 	_ "github.com/groundgate/groundgate/plugins/context/dataverse"
 	_ "github.com/groundgate/groundgate/plugins/context/localindex"
 	_ "github.com/groundgate/groundgate/plugins/context/records"
+	// Content filters.
+	_ "github.com/groundgate/groundgate/plugins/filters/blocklist"
+	_ "github.com/groundgate/groundgate/plugins/filters/pii"
+	_ "github.com/groundgate/groundgate/plugins/filters/promptinjection"
+	_ "github.com/groundgate/groundgate/plugins/filters/regex"
 	// The audit recorder (JSONL, SQLite or a Dataverse table).
 	_ "github.com/groundgate/groundgate/plugins/post/audit"
 	// Budget stores: memory (default) and redis.

@@ -75,6 +75,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        output <USD per 1M tokens>
 //	    }
 //	    store memory|redis [{ ... }]
+//	    filter <name> <pii|prompt_injection|blocklist|regex> [{ ... }]
 //	    audit { jsonl <path> | sqlite <path> | dataverse <url> {...} }
 //	    introspect <key name...>
 //	}
@@ -142,6 +143,26 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("context %q is defined twice", name)
 			}
 			g.ContextRaw[name] = caddyconfig.JSONModuleObject(mod, "source", modName, nil)
+		case "filter":
+			if !d.NextArg() {
+				return d.Errf("filter: expected <name> <module> [{...}]")
+			}
+			name := d.Val()
+			if !d.NextArg() {
+				return d.Errf("filter %q: expected a filter module (pii, prompt_injection, blocklist, regex)", name)
+			}
+			modName := d.Val()
+			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.filters."+modName)
+			if err != nil {
+				return err
+			}
+			if g.FiltersRaw == nil {
+				g.FiltersRaw = map[string]json.RawMessage{}
+			}
+			if _, dup := g.FiltersRaw[name]; dup {
+				return d.Errf("filter %q is defined twice", name)
+			}
+			g.FiltersRaw[name] = caddyconfig.JSONModuleObject(mod, "filter", modName, nil)
 		case "audit":
 			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.post.audit")
 			if err != nil {

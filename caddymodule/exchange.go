@@ -98,6 +98,14 @@ func (ex *exchange) fail(err error) {
 		}
 		return
 	}
+	var pf *promptFiltered
+	if errors.As(err, &pf) {
+		if !ex.started {
+			ex.status, ex.started = http.StatusBadRequest, true
+			pf.write(ex.w)
+		}
+		return
+	}
 	var we *wire.Error
 	if !errors.As(err, &we) {
 		ex.g.logger.Error("request failed", zap.String("request_id", ex.id), zap.Error(err))

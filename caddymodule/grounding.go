@@ -126,7 +126,7 @@ func (g *Gateway) compileContext(p *policies.Policy) (*groundingPlan, error) {
 		}
 		gp.timeout = d
 	}
-	if g.recordSources == nil && g.indexes == nil {
+	if !g.provisioning {
 		// Adapting a Caddyfile: sources are not loaded yet; the
 		// section itself is checked.
 		return gp, nil

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groundgate/groundgate/budgets"
+	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/respcache"
@@ -102,6 +103,12 @@ type Gateway struct {
 	// when the store cannot cache (memory). Default: 64 MiB.
 	CacheMaxSize int64 `json:"cache_max_size,omitempty"`
 
+	// Filters are named content filters (modules in llm_gateway.filters:
+	// pii, prompt_injection, blocklist, regex) that policies switch on by
+	// name in their filters section. They act on the client's messages
+	// and on retrieved context.
+	FiltersRaw map[string]json.RawMessage `json:"filters,omitempty" caddy:"namespace=llm_gateway.filters inline_key=filter"`
+
 	// Audit records every interaction (principal, policy version,
 	// feature, records and articles used, tokens, cost, latency, status)
 	// through the llm_gateway.post.audit module: a bounded queue to a JSONL
@@ -129,10 +136,14 @@ type Gateway struct {
 	store     budgets.Store
 	cache     respcache.Store
 	audit     post.Recorder
+	filters   map[string]filters.Filter
 	prices    map[string]Price
 
 	recordSources map[string]grounding.RecordSource
 	indexes       map[string]grounding.Index
+	// provisioning is false only for the Caddyfile adapter's policy check,
+	// which has no sources or filters loaded to resolve names against.
+	provisioning bool
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
 	lastWatchErr string
 }
@@ -166,6 +177,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the gateway.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	g.provisioning = true
 	if g.MaxRequestBody == 0 {
 		g.MaxRequestBody = 4 << 20
 	}
@@ -222,6 +234,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("module %T is not a budget store", mod)
 	}
 	if err := g.provisionCache(); err != nil {
+		return err
+	}
+	if err := g.provisionFilters(ctx); err != nil {
 		return err
 	}
 	if err := g.provisionAudit(ctx); err != nil {

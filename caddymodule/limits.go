@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/tokens"
 	"github.com/groundgate/groundgate/wire"
@@ -43,6 +44,7 @@ type policyRuntime struct {
 	// deployCounters are per-deployment limits, reserved per attempt.
 	deployCounters []counter
 	ground         *groundingPlan // nil: no context section
+	filters        *filters.Chain // nil: no filters section
 	cacheTTL       time.Duration  // 0: no response cache
 }
 
@@ -105,7 +107,10 @@ func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 			}
 			rt.cacheTTL = d
 		}
-		for _, sec := range []policies.RawSection{p.Filters, p.Post} {
+		if rt.filters, err = g.compileFilters(p); err != nil {
+			return nil, err
+		}
+		for _, sec := range []policies.RawSection{p.Post} {
 			if !sec.IsZero() {
 				return nil, fmt.Errorf("%s:%d: policy %q: %s is not enforced by this gateway version; remove the section",
 					sec.File, sec.Line, p.Name, strings.TrimPrefix(sec.Path, "policy."))

@@ -48,6 +48,10 @@ var (
 		Namespace: "groundgate", Name: "cache_requests_total",
 		Help: "Response cache lookups by policy and result (hit, miss).",
 	}, []string{"policy", "result"})
+	filterFindings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groundgate", Name: "filter_findings_total",
+		Help: "Content filter findings by policy, filter, category, stage and action.",
+	}, []string{"policy", "filter", "category", "stage", "action"})
 	budgetRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "groundgate", Name: "budget_refusals_total",
 		Help: "Requests refused by a budget, by policy and kind (rate: 429, quota: 403).",
@@ -67,7 +71,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors, costTotal, recordsDenied, groundingErrors, cacheRequests} {
+	for _, c := range []prometheus.Collector{requestsTotal, tokensTotal, upstreamDuration, timeToFirstToken, retriesTotal, breakerState, budgetRefusals, budgetStoreErrors, costTotal, recordsDenied, groundingErrors, cacheRequests, filterFindings} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

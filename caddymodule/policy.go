@@ -142,16 +142,24 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 		Now:       ex.start,
 		User:      lastUserText(messages),
 	}
+	var err error
+	if body, err = ex.filterInput(rt.filters, body); err != nil {
+		return nil, err
+	}
+	if rt.filters != nil {
+		messages = gjson.GetBytes(body, "messages") // redactions
+		data.User = lastUserText(messages)
+	}
 	if rt.ground != nil {
 		packed, err := ex.ground(rt.ground, body)
 		if err != nil {
 			return nil, err
 		}
+		ex.filterContext(rt.filters, packed)
 		ex.packed = packed
 		data.Records, data.Articles = packed.Records, packed.Articles
 	}
 	if p.Meta != nil {
-		var err error
 		if body, err = p.Meta.Apply(body, data); err != nil {
 			return nil, err
 		}

@@ -266,7 +266,7 @@ func TestReasoningModelsGetMaxCompletionTokens(t *testing.T) {
 }
 
 func TestUnenforcedSectionsAreRefused(t *testing.T) {
-	for _, sec := range []string{"filters:\n  - pii\n", "post:\n  - citations\n"} {
+	for _, sec := range []string{"post:\n  - citations\n"} {
 		dir := writePolicies(t, map[string]string{"p.yaml": "name: p\ndefault: true\n" + sec})
 		err := checkPolicyFiles([]string{dir})
 		name := strings.SplitN(sec, ":", 2)[0]

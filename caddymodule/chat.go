@@ -86,6 +86,9 @@ func unknownModel(rt route, alias string) error {
 func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
+		if ex.route.op == opChat {
+			at.body = ex.filterAnswer(at.body)
+		}
 		if ex.cacheKey != "" {
 			ex.cacheStore(ex.cacheKey, false, at.body, ex.rt.cacheTTL)
 		}

@@ -15,10 +15,9 @@ import (
 	"github.com/groundgate/groundgate/policies"
 )
 
-// provisionFilters loads the named content filters. Filters act on the
-// client's messages (input) and on retrieved context; this version does
-// not scan answers yet, so a filter configured for output is refused
-// rather than silently not applied.
+// provisionFilters loads the named content filters. They act on the
+// client's messages (input), on retrieved context and on answers
+// (output), streamed ones included.
 func (g *Gateway) provisionFilters(ctx caddy.Context) error {
 	if len(g.FiltersRaw) == 0 {
 		return nil
@@ -32,9 +31,6 @@ func (g *Gateway) provisionFilters(ctx caddy.Context) error {
 		f, ok := m.(filters.Filter)
 		if !ok {
 			return fmt.Errorf("filter %q (%T) is not a content filter", name, m)
-		}
-		if f.Active(filters.StageOutput) {
-			return fmt.Errorf("filter %q: output filtering is not applied to answers by this gateway version; set its output action to off", name)
 		}
 		g.filters[name] = f
 	}

@@ -36,6 +36,7 @@ type exchange struct {
 	cacheKey     string            // response cache key ("" when the policy does not cache)
 	cacheHit     bool
 	streamed     bool          // the answer was a stream
+	filteredOut  bool          // an output filter ended the stream
 	denied       []string      // records withheld by scope, for the audit record
 	streamCopy   []byte        // the stream as sent, for the cache
 	held         []*heldBudget // budgets reserved before the upstream call

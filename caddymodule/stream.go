@@ -49,6 +49,10 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 	timer := time.AfterFunc(idle, func() { stalled.Store(true); at.cancel() })
 	defer timer.Stop()
 
+	var sf *streamFilter
+	if chain := ex.outputChain(); chain != nil {
+		sf = newStreamFilter(chain)
+	}
 	rd := sse.NewReader(at.resp.Body, 0)
 	for {
 		ev, err := rd.Next()
@@ -72,19 +76,38 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 			return ex.endStream(rc, msg)
 		}
 		timer.Reset(idle)
+		raw := ev.Raw
 		if ev.HasData && !ev.Done() {
 			if skip := ex.inspectChunk(ev.Data, clientWantsUsage); skip {
 				continue
 			}
+			if sf != nil {
+				data, blocked := sf.chunk(ex, ev.Data)
+				if blocked >= 0 {
+					return ex.endFiltered(rc, sf, blocked)
+				}
+				raw = sseEvent(data)
+			}
 		}
-		if _, err := ex.w.Write(ev.Raw); err != nil {
+		if ev.Done() && sf != nil {
+			extra, blocked := sf.finish(ex)
+			if blocked >= 0 {
+				return ex.endFiltered(rc, sf, blocked)
+			}
+			if extra != nil {
+				if _, err := ex.w.Write(sseEvent(extra)); err != nil {
+					return errClientGone
+				}
+			}
+		}
+		if _, err := ex.w.Write(raw); err != nil {
 			return errClientGone
 		}
 		if err := rc.Flush(); err != nil {
 			return errClientGone
 		}
 		if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
-			ex.streamCopy = append(ex.streamCopy, ev.Raw...)
+			ex.streamCopy = append(ex.streamCopy, raw...)
 		}
 		if ev.Done() {
 			if ex.cacheKey != "" {
@@ -133,5 +156,26 @@ func (ex *exchange) endStream(rc *http.ResponseController, msg []byte) error {
 	}
 	_ = rc.Flush()
 	ex.status = 502 // for metrics: the client got 200 headers, then an error
+	return nil
+}
+
+func sseEvent(data []byte) []byte {
+	b := make([]byte, 0, len(data)+8)
+	b = append(b, "data: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// endFiltered ends a stream an output filter blocked: Azure's annotation
+// chunk with finish_reason content_filter, then [DONE]. The upstream
+// stream is abandoned; nothing after the block reaches the client.
+func (ex *exchange) endFiltered(rc *http.ResponseController, sf *streamFilter, idx int64) error {
+	buf := sseEvent(sf.blockedChunk(idx))
+	buf = append(buf, doneEvent...)
+	if _, err := ex.w.Write(buf); err != nil {
+		return errClientGone
+	}
+	_ = rc.Flush()
+	ex.filteredOut = true
 	return nil
 }

@@ -1,0 +1,157 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/groundgate/groundgate/filters"
+	"github.com/groundgate/groundgate/wire"
+)
+
+// outputChain is the policy's chain when it filters answers.
+func (ex *exchange) outputChain() *filters.Chain {
+	if ex.rt == nil || ex.rt.filters == nil || !ex.rt.filters.Active(filters.StageOutput) {
+		return nil
+	}
+	return ex.rt.filters
+}
+
+// filterAnswer applies output filters to a whole (non-streamed) answer:
+// a blocked choice loses its content and ends with finish_reason
+// content_filter; redactions rewrite the content; the filters' verdicts
+// join Azure's content_filter_results of each choice.
+func (ex *exchange) filterAnswer(body []byte) []byte {
+	chain := ex.outputChain()
+	if chain == nil {
+		return body
+	}
+	n := int(gjson.GetBytes(body, "choices.#").Int())
+	for i := 0; i < n; i++ {
+		base := "choices." + strconv.Itoa(i)
+		c := gjson.GetBytes(body, base+".message.content")
+		if c.Type != gjson.String {
+			continue
+		}
+		res := chain.Run(c.Str, filters.StageOutput)
+		ex.countFindings(res.Findings, "output")
+		switch {
+		case res.Blocked:
+			body, _ = sjson.DeleteBytes(body, base+".message.content")
+			body, _ = sjson.SetBytes(body, base+".finish_reason", filters.FinishReasonContentFilter)
+		case res.Redacted:
+			body, _ = sjson.SetBytes(body, base+".message.content", res.Text)
+		}
+		body = mergeAnnotations(body, base+".content_filter_results", chain.Annotations(res.Findings, filters.StageOutput))
+	}
+	return body
+}
+
+// mergeAnnotations adds each member of ann to the object at path.
+func mergeAnnotations(body []byte, path string, ann []byte) []byte {
+	gjson.ParseBytes(ann).ForEach(func(k, v gjson.Result) bool {
+		body, _ = sjson.SetRawBytes(body, path+"."+k.Str, []byte(v.Raw))
+		return true
+	})
+	return body
+}
+
+func (ex *exchange) countFindings(fs []filters.Finding, stage string) {
+	for _, f := range fs {
+		filterFindings.WithLabelValues(ex.policy.Name, f.Filter, f.Category, stage, f.Action.String()).Inc()
+	}
+}
+
+// streamFilter holds back a bounded window of each choice's streamed text
+// so a match split across chunks is caught; nothing unscanned leaves.
+type streamFilter struct {
+	chain    *filters.Chain
+	scanners map[int64]*filters.StreamScanner
+	closed   map[int64]bool
+}
+
+func newStreamFilter(chain *filters.Chain) *streamFilter {
+	return &streamFilter{chain: chain, scanners: map[int64]*filters.StreamScanner{}, closed: map[int64]bool{}}
+}
+
+func (sf *streamFilter) scanner(i int64) *filters.StreamScanner {
+	s, ok := sf.scanners[i]
+	if !ok {
+		s = sf.chain.NewStreamScanner(filters.StageOutput)
+		sf.scanners[i] = s
+	}
+	return s
+}
+
+// chunk rewrites one chunk's delta contents with the scanned text. It
+// returns the new data and, when a filter blocks, the index of the
+// blocked choice (-1 otherwise). A chunk carrying a finish_reason first
+// releases what its choice still holds.
+func (sf *streamFilter) chunk(ex *exchange, data []byte) ([]byte, int64) {
+	out := data
+	blocked := int64(-1)
+	gjson.GetBytes(data, "choices").ForEach(func(key, ch gjson.Result) bool {
+		idx := ch.Get("index").Int()
+		path := "choices." + key.String() + ".delta.content"
+		c := ch.Get("delta.content")
+		if sf.closed[idx] {
+			return true
+		}
+		emit, verdict := "", filters.Pass
+		if c.Type == gjson.String {
+			emit, verdict = sf.scanner(idx).Push(c.Str)
+		}
+		if verdict == filters.Pass && ch.Get("finish_reason").Type == gjson.String {
+			var rest string
+			rest, verdict = sf.scanner(idx).Close()
+			emit += rest
+			sf.closed[idx] = true
+		}
+		if verdict == filters.Blocked {
+			ex.countFindings(sf.scanner(idx).Findings(), "output")
+			blocked = idx
+			return false
+		}
+		if c.Type == gjson.String || emit != "" {
+			out, _ = sjson.SetBytes(out, path, emit)
+		}
+		return true
+	})
+	return out, blocked
+}
+
+// finish releases what is still held at the end of the stream, as one
+// more chunk; blocked reports a block found in it.
+func (sf *streamFilter) finish(ex *exchange) ([]byte, int64) {
+	for idx, s := range sf.scanners {
+		if sf.closed[idx] {
+			continue
+		}
+		sf.closed[idx] = true
+		rest, verdict := s.Close()
+		if verdict == filters.Blocked {
+			ex.countFindings(s.Findings(), "output")
+			return nil, idx
+		}
+		if rest != "" {
+			b := []byte(`{"id":"","object":"chat.completion.chunk","created":0,"model":"","choices":[{"index":` + strconv.FormatInt(idx, 10) + `,"delta":{"content":`)
+			b = wire.AppendString(b, rest)
+			return append(b, `},"finish_reason":null}]}`...), -1
+		}
+	}
+	return nil, -1
+}
+
+// blockedChunk ends a choice the way Azure ends a filtered stream: an
+// annotation chunk with finish_reason content_filter.
+func (sf *streamFilter) blockedChunk(idx int64) []byte {
+	s := sf.scanners[idx]
+	b := []byte(`{"id":"","object":"","created":0,"model":"","choices":[{"index":` + strconv.FormatInt(idx, 10) + `,"finish_reason":"content_filter","content_filter_results":`)
+	ann := []byte("{}")
+	if s != nil {
+		ann = sf.chain.Annotations(s.Findings(), filters.StageOutput)
+	}
+	b = append(b, ann...)
+	return append(b, `}],"usage":null}`...)
+}

@@ -24,8 +24,10 @@ import (
 	_ "github.com/groundgate/groundgate/plugins/filters/pii"
 	_ "github.com/groundgate/groundgate/plugins/filters/promptinjection"
 	_ "github.com/groundgate/groundgate/plugins/filters/regex"
-	// The audit recorder (JSONL, SQLite or a Dataverse table).
+	// Post-processors: citations, append, and the audit recorder.
+	_ "github.com/groundgate/groundgate/plugins/post/append"
 	_ "github.com/groundgate/groundgate/plugins/post/audit"
+	_ "github.com/groundgate/groundgate/plugins/post/citations"
 	// Budget stores: memory (default) and redis.
 	_ "github.com/groundgate/groundgate/plugins/stores/memory"
 	_ "github.com/groundgate/groundgate/plugins/stores/redis"

@@ -57,6 +57,6 @@ func (ex *exchange) record() {
 	if ex.upstream != nil {
 		in.Upstream = ex.upstream.name
 	}
-	in.SetContext(ex.packed, nil)
+	in.SetContext(ex.packed, ex.postResult)
 	ex.g.audit.Record(in)
 }

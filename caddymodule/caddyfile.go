@@ -76,6 +76,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    store memory|redis [{ ... }]
 //	    filter <name> <pii|prompt_injection|blocklist|regex> [{ ... }]
+//	    post <name> <citations|append> [{ ... }]
 //	    audit { jsonl <path> | sqlite <path> | dataverse <url> {...} }
 //	    introspect <key name...>
 //	}
@@ -163,6 +164,26 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("filter %q is defined twice", name)
 			}
 			g.FiltersRaw[name] = caddyconfig.JSONModuleObject(mod, "filter", modName, nil)
+		case "post":
+			if !d.NextArg() {
+				return d.Errf("post: expected <name> <module> [{...}]")
+			}
+			name := d.Val()
+			if !d.NextArg() {
+				return d.Errf("post %q: expected a post-processor module (citations, append)", name)
+			}
+			modName := d.Val()
+			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.post."+modName)
+			if err != nil {
+				return err
+			}
+			if g.PostRaw == nil {
+				g.PostRaw = map[string]json.RawMessage{}
+			}
+			if _, dup := g.PostRaw[name]; dup {
+				return d.Errf("post %q is defined twice", name)
+			}
+			g.PostRaw[name] = caddyconfig.JSONModuleObject(mod, "post", modName, nil)
 		case "audit":
 			mod, err := caddyfile.UnmarshalModule(d, "llm_gateway.post.audit")
 			if err != nil {

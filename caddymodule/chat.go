@@ -88,6 +88,10 @@ func (ex *exchange) relayJSON(at *attempt) error {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
 		if ex.route.op == opChat {
 			at.body = ex.filterAnswer(at.body)
+			var err error
+			if at.body, err = ex.postAnswer(at.body); err != nil {
+				return err
+			}
 		}
 		if ex.cacheKey != "" {
 			ex.cacheStore(ex.cacheKey, false, at.body, ex.rt.cacheTTL)

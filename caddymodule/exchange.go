@@ -14,6 +14,7 @@ import (
 
 	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -37,6 +38,7 @@ type exchange struct {
 	cacheHit     bool
 	streamed     bool          // the answer was a stream
 	filteredOut  bool          // an output filter ended the stream
+	postResult   *post.Result  // what the post-processors did
 	denied       []string      // records withheld by scope, for the audit record
 	streamCopy   []byte        // the stream as sent, for the cache
 	held         []*heldBudget // budgets reserved before the upstream call

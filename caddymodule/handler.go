@@ -109,6 +109,11 @@ type Gateway struct {
 	// and on retrieved context.
 	FiltersRaw map[string]json.RawMessage `json:"filters,omitempty" caddy:"namespace=llm_gateway.filters inline_key=filter"`
 
+	// Post are named post-processors (llm_gateway.post.citations,
+	// llm_gateway.post.append) that policies apply to answers, in the
+	// order their post section lists them.
+	PostRaw map[string]json.RawMessage `json:"post,omitempty" caddy:"namespace=llm_gateway.post inline_key=post"`
+
 	// Audit records every interaction (principal, policy version,
 	// feature, records and articles used, tokens, cost, latency, status)
 	// through the llm_gateway.post.audit module: a bounded queue to a JSONL
@@ -124,20 +129,21 @@ type Gateway struct {
 	// POST /groundgate/explain/{route}. Empty: the endpoints are off.
 	Introspect []string `json:"introspect,omitempty"`
 
-	keys      keyring
-	models    map[string]*model
-	modelList []byte // the /v1/models body, built once
-	pools     map[string]*pool
-	client    *http.Client
-	transport *http.Transport
-	logger    *zap.Logger
-	held      []heldRef // usage-pool entries this config holds
-	policies  *policyState
-	store     budgets.Store
-	cache     respcache.Store
-	audit     post.Recorder
-	filters   map[string]filters.Filter
-	prices    map[string]Price
+	keys       keyring
+	models     map[string]*model
+	modelList  []byte // the /v1/models body, built once
+	pools      map[string]*pool
+	client     *http.Client
+	transport  *http.Transport
+	logger     *zap.Logger
+	held       []heldRef // usage-pool entries this config holds
+	policies   *policyState
+	store      budgets.Store
+	cache      respcache.Store
+	audit      post.Recorder
+	filters    map[string]filters.Filter
+	processors map[string]post.Processor
+	prices     map[string]Price
 
 	recordSources map[string]grounding.RecordSource
 	indexes       map[string]grounding.Index
@@ -237,6 +243,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := g.provisionFilters(ctx); err != nil {
+		return err
+	}
+	if err := g.provisionPost(ctx); err != nil {
 		return err
 	}
 	if err := g.provisionAudit(ctx); err != nil {

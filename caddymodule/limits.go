@@ -14,6 +14,7 @@ import (
 
 	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/tokens"
 	"github.com/groundgate/groundgate/wire"
 )
@@ -45,6 +46,7 @@ type policyRuntime struct {
 	deployCounters []counter
 	ground         *groundingPlan // nil: no context section
 	filters        *filters.Chain // nil: no filters section
+	post           *post.Chain    // nil: no post section
 	cacheTTL       time.Duration  // 0: no response cache
 }
 
@@ -110,11 +112,8 @@ func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 		if rt.filters, err = g.compileFilters(p); err != nil {
 			return nil, err
 		}
-		for _, sec := range []policies.RawSection{p.Post} {
-			if !sec.IsZero() {
-				return nil, fmt.Errorf("%s:%d: policy %q: %s is not enforced by this gateway version; remove the section",
-					sec.File, sec.Line, p.Name, strings.TrimPrefix(sec.Path, "policy."))
-			}
+		if rt.post, err = g.compilePost(p); err != nil {
+			return nil, err
 		}
 		cp.rt[p.Name] = rt
 	}

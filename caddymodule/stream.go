@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/sse"
 	"github.com/groundgate/groundgate/wire"
 )
@@ -53,6 +54,33 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 	if chain := ex.outputChain(); chain != nil {
 		sf = newStreamFilter(chain)
 	}
+	ps := ex.postStream()
+	// send writes raw events (kept for the cache); deliver passes a
+	// chunk's data through the post-processors first.
+	send := func(raw []byte) error {
+		if _, err := ex.w.Write(raw); err != nil {
+			return errClientGone
+		}
+		if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
+			ex.streamCopy = append(ex.streamCopy, raw...)
+		}
+		return nil
+	}
+	deliver := func(data []byte) error {
+		if ps == nil {
+			return send(sseEvent(data))
+		}
+		outs, err := ps.Chunk(data)
+		if err != nil {
+			return err
+		}
+		for _, out := range outs {
+			if err := send(sseEvent(out)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	rd := sse.NewReader(at.resp.Body, 0)
 	for {
 		ev, err := rd.Next()
@@ -63,9 +91,10 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 			}
 			if errors.Is(err, io.EOF) && ex.finished {
 				// Some OpenAI-compatible servers close without [DONE].
-				_, _ = ex.w.Write(doneEvent)
-				_ = rc.Flush()
-				return nil
+				if err := ex.endOfAnswer(sf, ps, rc, deliver, send); err != nil {
+					return err
+				}
+				return send(doneEvent)
 			}
 			msg := streamBrokenBody
 			if stalled.Load() {
@@ -76,46 +105,72 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 			return ex.endStream(rc, msg)
 		}
 		timer.Reset(idle)
-		raw := ev.Raw
-		if ev.HasData && !ev.Done() {
-			if skip := ex.inspectChunk(ev.Data, clientWantsUsage); skip {
-				continue
+		switch {
+		case ev.Done():
+			if err := ex.endOfAnswer(sf, ps, rc, deliver, send); err != nil {
+				return err
 			}
-			if sf != nil {
-				data, blocked := sf.chunk(ex, ev.Data)
-				if blocked >= 0 {
-					return ex.endFiltered(rc, sf, blocked)
-				}
-				raw = sseEvent(data)
+			if ex.filteredOut {
+				return nil
 			}
-		}
-		if ev.Done() && sf != nil {
-			extra, blocked := sf.finish(ex)
-			if blocked >= 0 {
-				return ex.endFiltered(rc, sf, blocked)
+			if err := send(ev.Raw); err != nil {
+				return err
 			}
-			if extra != nil {
-				if _, err := ex.w.Write(sseEvent(extra)); err != nil {
-					return errClientGone
-				}
-			}
-		}
-		if _, err := ex.w.Write(raw); err != nil {
-			return errClientGone
-		}
-		if err := rc.Flush(); err != nil {
-			return errClientGone
-		}
-		if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
-			ex.streamCopy = append(ex.streamCopy, raw...)
-		}
-		if ev.Done() {
+			_ = rc.Flush()
 			if ex.cacheKey != "" {
 				ex.cacheStore(ex.cacheKey, true, ex.streamCopy, ex.rt.cacheTTL)
 			}
 			return nil
+		case !ev.HasData:
+			err = send(ev.Raw) // comments, keep-alives
+		default:
+			if skip := ex.inspectChunk(ev.Data, clientWantsUsage); skip {
+				continue
+			}
+			data := ev.Data
+			if sf != nil {
+				var blocked int64
+				if data, blocked = sf.chunk(ex, data); blocked >= 0 {
+					return ex.endFiltered(rc, sf, blocked)
+				}
+			}
+			if sf == nil && ps == nil {
+				err = send(ev.Raw) // untouched: forward byte for byte
+			} else {
+				err = deliver(data)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := rc.Flush(); err != nil {
+			return errClientGone
 		}
 	}
+}
+
+// endOfAnswer releases what the output filters and post-processors still
+// hold when the upstream stream ends.
+func (ex *exchange) endOfAnswer(sf *streamFilter, ps *post.Stream, rc *http.ResponseController, deliver func([]byte) error, send func([]byte) error) error {
+	if sf != nil {
+		extra, blocked := sf.finish(ex)
+		if blocked >= 0 {
+			return ex.endFiltered(rc, sf, blocked)
+		}
+		if extra != nil {
+			if err := deliver(extra); err != nil {
+				return err
+			}
+		}
+	}
+	if ps != nil {
+		for _, out := range ps.End() {
+			if err := send(sseEvent(out)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // inspectChunk reads what the gateway needs from one chunk: usage, and

@@ -87,7 +87,7 @@ func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
 		if ex.route.op == opChat {
-			at.body = ex.filterAnswer(at.body)
+			at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))
 			var err error
 			if at.body, err = ex.postAnswer(at.body); err != nil {
 				return err

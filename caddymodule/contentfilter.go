@@ -81,6 +81,11 @@ func (ex *exchange) filterInput(chain *filters.Chain, body []byte) ([]byte, erro
 	}
 	var err error
 	i := -1
+	defer func() {
+		if err == nil {
+			ex.inputAnn = chain.Annotations(ex.inputFindings, filters.StageInput)
+		}
+	}()
 	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
 		i++
 		if m.Get("role").Str != "user" {
@@ -109,6 +114,7 @@ func (ex *exchange) filterText(chain *filters.Chain, body []byte, path, text str
 	for _, f := range res.Findings {
 		filterFindings.WithLabelValues(ex.policy.Name, f.Filter, f.Category, "input", f.Action.String()).Inc()
 	}
+	ex.inputFindings = append(ex.inputFindings, res.Findings...)
 	if res.Blocked {
 		return nil, &promptFiltered{chain.PromptFilteredError(res.Findings)}
 	}
@@ -162,4 +168,16 @@ func (ex *exchange) filterContext(chain *filters.Chain, p *grounding.Packed) {
 			p.Docs[i].Content = ""
 		}
 	}
+}
+
+// mergePromptAnnotations adds our input filters' verdicts to Azure's
+// prompt_filter_results, so Azure-aware clients read them unchanged.
+func (ex *exchange) mergePromptAnnotations(body []byte) []byte {
+	if len(ex.inputAnn) <= 2 { // no active input filter: nothing to add
+		return body
+	}
+	if !gjson.GetBytes(body, "prompt_filter_results.0").Exists() {
+		body, _ = sjson.SetRawBytes(body, "prompt_filter_results", []byte(`[{"prompt_index":0,"content_filter_results":{}}]`))
+	}
+	return mergeAnnotations(body, "prompt_filter_results.0.content_filter_results", ex.inputAnn)
 }

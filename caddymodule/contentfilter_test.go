@@ -47,6 +47,11 @@ func TestInputFiltersRedactAndBlock(t *testing.T) {
 	if strings.Contains(content, "4111") || !strings.Contains(content, "[REDACTED:credit_card]") {
 		t.Fatalf("upstream saw %q", content)
 	}
+	// Our verdicts join Azure's prompt_filter_results.
+	pfr := gjson.Get(r.body, "prompt_filter_results.0.content_filter_results")
+	if !pfr.Get("pii.detected").Bool() || !pfr.Get("pii.filtered").Bool() || pfr.Get("jailbreak.detected").Bool() {
+		t.Fatalf("prompt_filter_results: %s", r.body)
+	}
 
 	// A jailbreak is refused with Azure's content_filter error.
 	calls := main.calls.Load()
@@ -108,5 +113,16 @@ func TestContextFiltersWithholdInjectionsAndRedact(t *testing.T) {
 	}
 	if !strings.Contains(p.Articles[0].Content, "power button") {
 		t.Fatalf("clean article changed: %q", p.Articles[0].Content)
+	}
+}
+
+func TestInputAnnotationsJoinStreamedPromptFilterResults(t *testing.T) {
+	g, main := filteredGateway(t, filteredPolicy, demoFilters)
+	main.handler = streamHandler(azureStream, true, 0)
+	r := do(t, g, "POST", "/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"card 4111 1111 1111 1111"}]}`)
+	first := gjson.Parse(events(r.body)[0])
+	cfr := first.Get("prompt_filter_results.0.content_filter_results")
+	if !cfr.Get("pii.detected").Bool() || cfr.Get("hate.severity").Str != "safe" || !first.Get("choices").IsArray() {
+		t.Fatalf("first event: %s", first.Raw)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/post"
@@ -32,19 +33,22 @@ type exchange struct {
 	policy    *policies.Policy // nil without policies
 	feature   string
 
-	packed       *grounding.Packed // the context that reached the model, for post-processing
-	rt           *policyRuntime    // the policy's compiled sections (nil without policies)
-	cacheKey     string            // response cache key ("" when the policy does not cache)
-	cacheHit     bool
-	streamed     bool          // the answer was a stream
-	filteredOut  bool          // an output filter ended the stream
-	postResult   *post.Result  // what the post-processors did
-	denied       []string      // records withheld by scope, for the audit record
-	streamCopy   []byte        // the stream as sent, for the cache
-	held         []*heldBudget // budgets reserved before the upstream call
-	est          tokenEstimate
-	promptCount  int   // prompt tokens counted by the gateway (0: not counted)
-	cachedTokens int64 // prompt tokens the upstream served from its cache
+	packed        *grounding.Packed // the context that reached the model, for post-processing
+	rt            *policyRuntime    // the policy's compiled sections (nil without policies)
+	cacheKey      string            // response cache key ("" when the policy does not cache)
+	cacheHit      bool
+	streamed      bool              // the answer was a stream
+	filteredOut   bool              // an output filter ended the stream
+	inputFindings []filters.Finding // what the input filters found
+	inputAnn      []byte            // their Azure-shaped annotations (JSON object)
+	annMerged     bool              // inputAnn was added to the stream
+	postResult    *post.Result      // what the post-processors did
+	denied        []string          // records withheld by scope, for the audit record
+	streamCopy    []byte            // the stream as sent, for the cache
+	held          []*heldBudget     // budgets reserved before the upstream call
+	est           tokenEstimate
+	promptCount   int   // prompt tokens counted by the gateway (0: not counted)
+	cachedTokens  int64 // prompt tokens the upstream served from its cache
 
 	upstream *upstream // the upstream that answered
 	attempts int

@@ -128,13 +128,17 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 				continue
 			}
 			data := ev.Data
+			annotate := ex.inputAnn != nil && !ex.annMerged && gjson.GetBytes(data, "prompt_filter_results").Exists()
+			if annotate {
+				data, ex.annMerged = ex.mergePromptAnnotations(data), true
+			}
 			if sf != nil {
 				var blocked int64
 				if data, blocked = sf.chunk(ex, data); blocked >= 0 {
 					return ex.endFiltered(rc, sf, blocked)
 				}
 			}
-			if sf == nil && ps == nil {
+			if sf == nil && ps == nil && !annotate {
 				err = send(ev.Raw) // untouched: forward byte for byte
 			} else {
 				err = deliver(data)

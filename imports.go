@@ -28,6 +28,7 @@ import (
 	_ "github.com/groundgate/groundgate/plugins/post/append"
 	_ "github.com/groundgate/groundgate/plugins/post/audit"
 	_ "github.com/groundgate/groundgate/plugins/post/citations"
+	_ "github.com/groundgate/groundgate/plugins/post/records"
 	_ "github.com/groundgate/groundgate/plugins/post/redact"
 	// Budget stores: memory (default) and redis.
 	_ "github.com/groundgate/groundgate/plugins/stores/memory"

@@ -9,6 +9,7 @@ import (
 
 	_ "github.com/groundgate/groundgate/plugins/post/append"
 	_ "github.com/groundgate/groundgate/plugins/post/citations"
+	_ "github.com/groundgate/groundgate/plugins/post/records"
 )
 
 const citedPolicy = `name: cited
@@ -58,5 +59,21 @@ func TestCitationsOnStreams(t *testing.T) {
 		if !strings.Contains(r.body, `"citations":[`) {
 			t.Fatalf("pieces of %d: no context.citations in the stream", n)
 		}
+	}
+}
+
+// Record numbers the model mentions are resolved and linked (step 5).
+func TestRecordLinksInAnswers(t *testing.T) {
+	g, main := groundedGateway(t, "name: p\ndefault: true\npost: [links]\n", func(g *Gateway) {
+		g.PostRaw = map[string]json.RawMessage{
+			"links": json.RawMessage(`{"post":"records","formats":{"incident":"[{number}](https://crm.example/incident/{id})"},"unknown":"flag"}`),
+		}
+	})
+	main.handler = answerHandler("This matches CAS-01001-K7M2Q9, not CAS-99999-ZZZZZZ.")
+	r := do(t, g, "POST", "/v1/chat/completions", chatBody)
+	msg := gjson.Get(r.body, "choices.0.message")
+	if msg.Get("content").Str != "This matches [CAS-01001-K7M2Q9](https://crm.example/incident/10464d82-3cda-5e14-a8eb-7ac0529cbde1), not CAS-99999-ZZZZZZ." ||
+		msg.Get("context.unresolved_records.0").Str != "CAS-99999-ZZZZZZ" {
+		t.Fatalf("%s", r.body)
 	}
 }

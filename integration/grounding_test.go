@@ -19,7 +19,7 @@ func TestExamplePoliciesGroundRequests(t *testing.T) {
 	for _, name := range []string{"gpt-4o", "gpt-4o-mini"} {
 		pools += fmt.Sprintf("pool %s {\n azure {\n endpoint http://127.0.0.1:%d\n deployment gpt-4o\n api_key {env.GG_SIM_KEY}\n }\n }\n", name, simPort)
 	}
-	filters := "post citations citations\npost disclaimer append {\n text \"Check before sending.\"\n}\n" +
+	filters := "post links records {\n format incident \"[{number}](https://crm.example/{id})\"\n}\npost citations citations\npost disclaimer append {\n text \"Check before sending.\"\n}\n" +
 		"filter pii pii {\n entities credit_card iban ssn\n input redact\n context redact\n}\nfilter prompt_injection prompt_injection {\n input block\n context block\n}\n"
 	load(t, caddyfile(pools+filters+"context crm records\ncontext knowledge local_index {\n dir "+t.TempDir()+"\n}\npolicies ../policies/examples", ""))
 

@@ -21,6 +21,7 @@ import (
 	_ "github.com/groundgate/groundgate/plugins/context/records"
 	// Content filters.
 	_ "github.com/groundgate/groundgate/plugins/filters/blocklist"
+	_ "github.com/groundgate/groundgate/plugins/filters/contentsafety"
 	_ "github.com/groundgate/groundgate/plugins/filters/pii"
 	_ "github.com/groundgate/groundgate/plugins/filters/promptinjection"
 	_ "github.com/groundgate/groundgate/plugins/filters/regex"

@@ -48,13 +48,42 @@ func (ex *exchange) filterAnswer(body []byte) []byte {
 	return body
 }
 
-// mergeAnnotations adds each member of ann to the object at path.
+// mergeAnnotations adds each member of ann to the object at path. A
+// member Azure already reported there (hate, jailbreak...) is combined
+// with ours, the stricter verdict winning, so neither side's is lost.
 func mergeAnnotations(body []byte, path string, ann []byte) []byte {
+	existing := gjson.GetBytes(body, path)
 	gjson.ParseBytes(ann).ForEach(func(k, v gjson.Result) bool {
-		body, _ = sjson.SetRawBytes(body, path+"."+k.Str, []byte(v.Raw))
+		raw := []byte(v.Raw)
+		if theirs := existing.Get(gjson.Escape(k.Str)); theirs.IsObject() {
+			raw = combineAnnotation(theirs, v)
+		}
+		body, _ = sjson.SetRawBytes(body, path+"."+gjson.Escape(k.Str), raw)
 		return true
 	})
 	return body
+}
+
+// severityRank orders Azure's severity names.
+var severityRank = map[string]int{"safe": 0, "low": 1, "medium": 2, "high": 3}
+
+// combineAnnotation merges two content_filter_results members of one key:
+// filtered and detected are or-ed, the higher severity is kept and
+// custom_blocklists details are joined.
+func combineAnnotation(theirs, ours gjson.Result) []byte {
+	out := []byte(theirs.Raw)
+	for _, f := range [...]string{"filtered", "detected"} {
+		if ours.Get(f).Bool() && !theirs.Get(f).Bool() {
+			out, _ = sjson.SetBytes(out, f, true)
+		}
+	}
+	if o := ours.Get("severity"); o.Exists() && severityRank[o.Str] > severityRank[theirs.Get("severity").Str] {
+		out, _ = sjson.SetBytes(out, "severity", o.Str)
+	}
+	for _, d := range ours.Get("details").Array() {
+		out, _ = sjson.SetRawBytes(out, "details.-1", []byte(d.Raw))
+	}
+	return out
 }
 
 func (ex *exchange) countFindings(fs []filters.Finding, stage string) {

@@ -17,6 +17,11 @@ import (
 //	                                                     blocklist (id: the list's name) and
 //	                                                     regex (id: the pattern's name)
 //	pii                {"filtered":bool,"detected":bool}   pii (Groundgate's key; Azure has none)
+//	hate, self_harm,   {"filtered":bool,"severity":"safe"|"low"|"medium"|"high"}
+//	sexual, violence                                       azure_content_safety (Azure's own categories)
+//
+// A filter that reports under keys of its own (azure_content_safety: one
+// per category) implements Keyed.
 //
 // The shapes are Azure's (reference/wire-formats.md §1.5; custom_blocklists
 // as in the use-blocklists docs). "detected" is true when the category
@@ -29,6 +34,59 @@ const (
 	KeyCustomBlocklists = "custom_blocklists"
 	KeyPII              = "pii"
 )
+
+// Severity keys: Azure's harm categories, in the severity shape.
+const (
+	KeyHate     = "hate"
+	KeySelfHarm = "self_harm"
+	KeySexual   = "sexual"
+	KeyViolence = "violence"
+)
+
+// Keyed is a Filter whose findings are reported under their category
+// rather than under one key for the filter's kind.
+type Keyed interface {
+	Filter
+	// AnnotationKeys returns the keys the filter reports under at stage s
+	// (each present even when nothing was found). Finding categories are
+	// keys.
+	AnnotationKeys(s Stage) []string
+}
+
+// keyedKinds are the kinds of the Keyed filters Groundgate ships, so a
+// finding alone tells its key.
+var keyedKinds = map[string]bool{"azure_content_safety": true}
+
+// findingKey returns the key finding f is reported under at stage s.
+func findingKey(f *Finding, s Stage) string {
+	if keyedKinds[f.Filter] {
+		return f.Category
+	}
+	return AnnotationKey(f.Filter, s)
+}
+
+// severityKey reports whether key has Azure's severity shape.
+func severityKey(key string) bool {
+	switch key {
+	case KeyHate, KeySelfHarm, KeySexual, KeyViolence:
+		return true
+	}
+	return false
+}
+
+// SeverityName is Azure's name of a finding's score on the 0-7 severity
+// scale (score = severity/6 clipped to 1): safe, low, medium or high.
+func SeverityName(score float64) string {
+	switch sev := score * 6; {
+	case sev < 0.5:
+		return "safe"
+	case sev < 2.5:
+		return "low"
+	case sev < 4.5:
+		return "medium"
+	}
+	return "high"
+}
 
 // FinishReasonContentFilter is the finish_reason of an answer cut by a
 // filter (reference/wire-formats.md §1.7).
@@ -67,12 +125,17 @@ func (c *Chain) AppendAnnotations(dst []byte, findings []Finding, s Stage) []byt
 	var keysArr [8]string
 	keys := keysArr[:0]
 	for _, f := range c.filters {
-		if f.Active(s) {
-			keys = append(keys, AnnotationKey(f.Kind(), s))
+		if !f.Active(s) {
+			continue
 		}
+		if k, ok := f.(Keyed); ok {
+			keys = append(keys, k.AnnotationKeys(s)...)
+			continue
+		}
+		keys = append(keys, AnnotationKey(f.Kind(), s))
 	}
 	for i := range findings {
-		keys = append(keys, AnnotationKey(findings[i].Filter, s))
+		keys = append(keys, findingKey(&findings[i], s))
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
@@ -102,14 +165,16 @@ type detail struct {
 
 func appendAnnotation(dst []byte, key string, findings []Finding, s Stage) []byte {
 	detected, filtered := false, false
+	score := 0.0
 	var ids [8]detail
 	details := ids[:0]
 	for i := range findings {
 		f := &findings[i]
-		if AnnotationKey(f.Filter, s) != key {
+		if findingKey(f, s) != key {
 			continue
 		}
 		detected = true
+		score = max(score, f.Score)
 		ff := f.Action >= Redact
 		filtered = filtered || ff
 		if key != KeyCustomBlocklists {
@@ -126,6 +191,11 @@ func appendAnnotation(dst []byte, key string, findings []Finding, s Stage) []byt
 	}
 	dst = append(dst, `{"filtered":`...)
 	dst = appendBool(dst, filtered)
+	if severityKey(key) {
+		dst = append(dst, `,"severity":"`...)
+		dst = append(dst, SeverityName(score)...)
+		return append(dst, `"}`...)
+	}
 	if key != KeyCustomBlocklists {
 		dst = append(dst, `,"detected":`...)
 		dst = appendBool(dst, detected)

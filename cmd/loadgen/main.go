@@ -1,0 +1,192 @@
+// Command loadgen measures Groundgate side by side with plain Caddy.
+//
+// It starts, as child processes of its own binary (which embeds Caddy with
+// the standard modules and Groundgate's), the Azure OpenAI simulator with
+// instant answers, plain `reverse_proxy` to it, and Groundgate with the
+// full demo policy (meta prompt, a case record and three knowledge chunks,
+// token counting and budgets, PII redaction in and out, prompt-injection
+// checks, citations, the audit record). It then drives the same requests
+// at each of them and at the simulator directly, and prints, side by side:
+// latency at fixed rates (open loop) and what each adds over the direct
+// call, throughput at saturation, time to first token of streams, peak RSS,
+// and the RSS of thousands of concurrent streams.
+//
+//	go run ./cmd/loadgen                  # the whole run, a few minutes
+//	go run ./cmd/loadgen -duration 3s -streams 500
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/groundgate/groundgate"
+)
+
+func main() {
+	if os.Getenv(roleEnv) == "caddy" {
+		caddycmd.Main()
+		return
+	}
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+// options are the run's flags.
+type options struct {
+	rates      []int
+	duration   time.Duration
+	workers    int
+	streamRate int
+	streams    int
+	ramp       int
+	keep       bool
+	check      bool
+}
+
+func parseFlags(args []string, errOut io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	rates := fs.String("rates", "200,1000", "fixed request rates (req/s, comma-separated), open loop, non-streamed")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase on each target")
+	fs.IntVar(&o.workers, "workers", 32, "concurrent clients at saturation (closed loop)")
+	fs.IntVar(&o.streamRate, "stream-rate", 200, "rate of streamed requests for time to first token (req/s)")
+	fs.IntVar(&o.streams, "streams", 5000, "concurrent slow streams held open at once (0: skip)")
+	fs.IntVar(&o.ramp, "ramp", 1000, "streams opened per second while ramping up")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, server logs, audit file)")
+	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range strings.Split(*rates, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r <= 0 {
+			return o, fmt.Errorf("-rates: %q is not a positive integer", f)
+		}
+		o.rates = append(o.rates, r)
+	}
+	switch {
+	case o.duration <= 0:
+		return o, fmt.Errorf("-duration must be positive")
+	case o.workers <= 0 || o.streamRate <= 0 || o.ramp <= 0 || o.streams < 0:
+		return o, fmt.Errorf("-workers, -stream-rate and -ramp must be positive, -streams not negative")
+	}
+	return o, nil
+}
+
+func run(args []string, out io.Writer) int {
+	o, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	missed, err := measure(ctx, self, o, out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	if o.check && missed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// measure starts the servers, runs every phase and prints the report. It
+// returns how many targets were missed.
+func measure(ctx context.Context, self string, o options, out io.Writer) (int, error) {
+	files := raiseFileLimit()
+	c, err := startCluster(self)
+	if err != nil {
+		return 0, err
+	}
+	defer c.cleanup(o.keep)
+	defer c.stop()
+	if o.keep {
+		fmt.Fprintf(out, "run directory: %s\n", c.dir)
+	}
+	ts := targets(c.p)
+	servers := []*server{c.sim, c.proxy, c.gateway} // serving each target
+	client := newClient(4 * o.workers)
+	body := chatBody("gpt-4o", false, "")
+	streamBody := chatBody("gpt-4o", true, "")
+
+	// Every target must answer before anything is measured.
+	for _, t := range ts {
+		r := call(ctx, client, t.url, t.header, body, false, time.Now())
+		if r.err != nil {
+			return 0, fmt.Errorf("%s does not answer: %v", t.name, r.err)
+		}
+		if r = call(ctx, client, t.url, t.header, streamBody, true, time.Now()); r.err != nil {
+			return 0, fmt.Errorf("%s does not stream: %v", t.name, r.err)
+		}
+	}
+	// Warm up connection pools, caches and the heap.
+	for _, t := range ts {
+		closedLoop(ctx, client, t.url, t.header, body, o.workers, min(2*time.Second, o.duration))
+	}
+
+	rep := &report{targets: ts}
+	for _, rate := range o.rates {
+		row := phase{name: fmt.Sprintf("%d req/s", rate)}
+		for i, t := range ts {
+			servers[i].resetPeakRSS()
+			rs := openLoop(ctx, client, t.url, t.header, body, false, rate, o.duration)
+			row.s = append(row.s, summarize(rs))
+			row.rss = append(row.rss, servers[i].peakRSS())
+		}
+		rep.rates = append(rep.rates, row)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+	for i, t := range ts {
+		servers[i].resetPeakRSS()
+		ok, failed, rps, lat := closedLoop(ctx, client, t.url, t.header, body, o.workers, o.duration)
+		s := summarize(lat)
+		s.n, s.failed = int(ok), int(failed)
+		rep.sat.s = append(rep.sat.s, s)
+		rep.sat.rss = append(rep.sat.rss, servers[i].peakRSS())
+		rep.rps = append(rep.rps, rps)
+	}
+	rep.stream.name = fmt.Sprintf("streams %d req/s", o.streamRate)
+	for _, t := range ts {
+		rs := openLoop(ctx, client, t.url, t.header, streamBody, true, o.streamRate, o.duration)
+		rep.stream.s = append(rep.stream.s, summarize(rs))
+	}
+	if o.streams > 0 {
+		// 200 tokens at 20 a second: each stream lasts 10 s, longer than
+		// the ramp of 5,000 at 1,000 a second.
+		slow := chatBody("gpt-4o-slow", true, "[[sim:tokens=200]] ")
+		for i, t := range ts[1:] {
+			servers[i+1].resetPeakRSS()
+			r := manyStreams(ctx, t.slowURL, t.header, slow, o.streams, o.ramp, servers[i+1])
+			r.peakRSS = max(r.peakRSS, servers[i+1].peakRSS())
+			rep.many = append(rep.many, r)
+		}
+	}
+	missed := rep.print(out, o, files)
+	return missed, nil
+}

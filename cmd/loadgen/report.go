@@ -1,0 +1,162 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// phase is one row group: each target's summary and its server's peak RSS.
+type phase struct {
+	name string
+	s    []summary
+	rss  []int64
+}
+
+type report struct {
+	targets []target
+	rates   []phase
+	sat     phase
+	rps     []float64
+	stream  phase
+	many    []streamsResult // reverse_proxy, groundgate
+}
+
+// Targets (DESIGN.md), checked on the first rate (200 req/s by default).
+const (
+	targetAddedP50  = 300 * time.Microsecond
+	targetAddedP99  = 1500 * time.Microsecond
+	targetThruRatio = 0.60
+	targetTTFTAdded = time.Millisecond
+	targetStreamRSS = 300 << 20
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
+
+func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// print writes the side-by-side table and the targets; it returns how
+// many were missed.
+func (r *report) print(out io.Writer, o options, files uint64) int {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "\t")
+	for _, t := range r.targets {
+		fmt.Fprintf(w, "%s\t", t.name)
+	}
+	fmt.Fprintln(w)
+	errs := func(p phase) {
+		fmt.Fprintf(w, "  ok / failed\t")
+		for _, s := range p.s {
+			fmt.Fprintf(w, "%d / %d\t", s.n, s.failed)
+		}
+		fmt.Fprintln(w)
+	}
+	latency := func(p phase) {
+		fmt.Fprintf(w, "%s p50 / p99 ms\t", p.name)
+		for _, s := range p.s {
+			fmt.Fprintf(w, "%s / %s\t", ms(s.p50), ms(s.p99))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  added over direct ms\t\t")
+		for _, s := range p.s[1:] {
+			fmt.Fprintf(w, "%s / %s\t", ms(s.p50-p.s[0].p50), ms(s.p99-p.s[0].p99))
+		}
+		fmt.Fprintln(w)
+		errs(p)
+		if p.rss != nil {
+			fmt.Fprintf(w, "  peak RSS\t")
+			for _, b := range p.rss {
+				fmt.Fprintf(w, "%s\t", mb(b))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	for _, p := range r.rates {
+		latency(p)
+	}
+	r.sat.name = fmt.Sprintf("saturation (%d clients)", o.workers)
+	fmt.Fprintf(w, "%s req/s\t", r.sat.name)
+	for _, v := range r.rps {
+		fmt.Fprintf(w, "%.0f\t", v)
+	}
+	fmt.Fprintln(w)
+	latency(r.sat)
+	fmt.Fprintf(w, "%s TTFT p50 / p99 ms\t", r.stream.name)
+	for _, s := range r.stream.s {
+		fmt.Fprintf(w, "%s / %s\t", ms(s.ttft50), ms(s.ttft99))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  TTFT added over direct ms\t\t")
+	for _, s := range r.stream.s[1:] {
+		fmt.Fprintf(w, "%s / %s\t", ms(s.ttft50-r.stream.s[0].ttft50), ms(s.ttft99-r.stream.s[0].ttft99))
+	}
+	fmt.Fprintln(w)
+	errs(r.stream)
+	if len(r.many) > 0 {
+		fmt.Fprintf(w, "%d concurrent streams: peak RSS\t-\t", o.streams)
+		for _, m := range r.many {
+			fmt.Fprintf(w, "%s\t", mb(m.peakRSS))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  most open at once\t-\t")
+		for _, m := range r.many {
+			fmt.Fprintf(w, "%d\t", m.maxOpen)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  ok / failed\t-\t")
+		for _, m := range r.many {
+			fmt.Fprintf(w, "%d / %d\t", m.ok, m.failed)
+		}
+		fmt.Fprintln(w)
+	}
+	w.Flush()
+
+	for _, p := range append(append([]phase{}, r.rates...), r.sat, r.stream) {
+		for i, s := range p.s {
+			if s.firstErr != nil {
+				fmt.Fprintf(out, "first failure, %s on %s: %v\n", p.name, r.targets[i].name, s.firstErr)
+			}
+		}
+	}
+	for i, m := range r.many {
+		if m.firstErr != nil {
+			fmt.Fprintf(out, "first failure, concurrent streams on %s: %v\n", r.targets[i+1].name, m.firstErr)
+		}
+	}
+
+	// The targets, on groundgate (index 2) against direct (0) and
+	// reverse_proxy (1).
+	missed := 0
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			missed++
+		}
+		fmt.Fprintf(out, "%-7s "+format+"\n", append([]any{verdict(ok)}, args...)...)
+	}
+	fmt.Fprintln(out)
+	if len(r.rates) > 0 {
+		p := r.rates[0]
+		a50, a99 := p.s[2].p50-p.s[0].p50, p.s[2].p99-p.s[0].p99
+		check(a50 <= targetAddedP50 && p.s[2].failed == 0, "added p50 at %s: %s ms (target ≤ %s)", p.name, ms(a50), ms(targetAddedP50))
+		check(a99 <= targetAddedP99 && p.s[2].failed == 0, "added p99 at %s: %s ms (target ≤ %s)", p.name, ms(a99), ms(targetAddedP99))
+	}
+	ratio := r.rps[2] / r.rps[1]
+	check(ratio >= targetThruRatio && r.sat.s[2].failed == 0, "throughput: %.0f%% of reverse_proxy (target ≥ %.0f%%)", 100*ratio, 100*targetThruRatio)
+	t50 := r.stream.s[2].ttft50 - r.stream.s[0].ttft50
+	check(t50 <= targetTTFTAdded && r.stream.s[2].failed == 0, "TTFT added p50: %s ms (target ≤ %s)", ms(t50), ms(targetTTFTAdded))
+	if len(r.many) > 0 {
+		g := r.many[len(r.many)-1]
+		check(g.peakRSS <= targetStreamRSS && g.failed == 0 && g.maxOpen >= int64(o.streams),
+			"%d concurrent streams: %s peak RSS, %d open at once (target %d in ≤ %s)", o.streams, mb(g.peakRSS), g.maxOpen, o.streams, mb(targetStreamRSS))
+	}
+	fmt.Fprintf(out, "open files limit %d; all processes share this machine's cores\n", files)
+	return missed
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+//go:embed config
+var configFS embed.FS
+
+// roleEnv set to "caddy" makes this binary run as Caddy (see main): the
+// harness starts each server as a child process of its own, so each one's
+// RSS is its own.
+const roleEnv = "GROUNDGATE_LOADGEN_ROLE"
+
+// ports are the loopback ports of one run.
+type ports struct {
+	Simulator, SlowSimulator int
+	Proxy, SlowProxy         int
+	Gateway                  int
+	KeySum                   string
+	Audit, Policies          string
+}
+
+// server is one child Caddy process.
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+// cluster is the three processes of a run: the simulator, plain Caddy
+// reverse_proxy to it, and Groundgate with the full policy.
+type cluster struct {
+	dir     string
+	p       ports
+	sim     *server
+	proxy   *server
+	gateway *server
+}
+
+const clientKey = "load-key"
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startCluster writes the configs to a temporary directory and starts the
+// three servers, waiting until each listens.
+func startCluster(self string) (*cluster, error) {
+	dir, err := os.MkdirTemp("", "groundgate-loadgen-")
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{dir: dir}
+	for _, p := range []*int{&c.p.Simulator, &c.p.SlowSimulator, &c.p.Proxy, &c.p.SlowProxy, &c.p.Gateway} {
+		if *p, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	sum := sha256.Sum256([]byte(clientKey))
+	c.p.KeySum = hex.EncodeToString(sum[:])
+	c.p.Audit = filepath.Join(dir, "audit.jsonl")
+	c.p.Policies = filepath.Join(dir, "policies")
+	if err := os.Mkdir(c.p.Policies, 0o755); err != nil {
+		return nil, err
+	}
+	pol, err := configFS.ReadFile("config/load-full.yaml")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(c.p.Policies, "load-full.yaml"), pol, 0o644); err != nil {
+		return nil, err
+	}
+	start := func(name string, ready ...int) (*server, error) {
+		cfg, err := c.render(name + ".Caddyfile")
+		if err != nil {
+			return nil, err
+		}
+		s, err := c.spawn(self, name, cfg)
+		if err != nil {
+			return nil, err
+		}
+		for _, port := range ready {
+			if err := waitListening(port, 30*time.Second, s); err != nil {
+				s.stop()
+				return nil, fmt.Errorf("%s: %v (log: %s)", name, err, s.log.Name())
+			}
+		}
+		return s, nil
+	}
+	if c.sim, err = start("simulator", c.p.Simulator, c.p.SlowSimulator); err != nil {
+		c.stop()
+		return nil, err
+	}
+	if c.proxy, err = start("proxy", c.p.Proxy, c.p.SlowProxy); err != nil {
+		c.stop()
+		return nil, err
+	}
+	if c.gateway, err = start("gateway", c.p.Gateway); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cluster) render(name string) (string, error) {
+	src, err := configFS.ReadFile("config/" + name)
+	if err != nil {
+		return "", err
+	}
+	t, err := template.New(name).Parse(string(src))
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, c.p); err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.dir, name)
+	return path, os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// spawn starts this binary as Caddy on config, its output to a log file
+// in the run's directory.
+func (c *cluster) spawn(self, name, config string) (*server, error) {
+	log, err := os.Create(filepath.Join(c.dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "run", "--config", config, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(),
+		roleEnv+"=caddy",
+		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "xdg-config"),
+		"XDG_DATA_HOME="+filepath.Join(c.dir, "xdg-data"),
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	return &server{name: name, cmd: cmd, log: log}, nil
+}
+
+func waitListening(port int, limit time.Duration, s *server) error {
+	deadline := time.Now().Add(limit)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for time.Now().Before(deadline) {
+		if s.cmd.ProcessState != nil {
+			return fmt.Errorf("exited: %v", s.cmd.ProcessState)
+		}
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("not listening on %s after %v", addr, limit)
+}
+
+func (s *server) stop() {
+	if s == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.log.Close()
+}
+
+func (c *cluster) stop() {
+	c.gateway.stop()
+	c.proxy.stop()
+	c.sim.stop()
+}
+
+// cleanup removes the run's directory unless keep.
+func (c *cluster) cleanup(keep bool) {
+	if !keep {
+		os.RemoveAll(c.dir)
+	}
+}
+
+// peakRSS is the process's peak resident set (VmHWM), in bytes.
+func (s *server) peakRSS() int64 {
+	return procStatusKB(s.cmd.Process.Pid, "VmHWM:") * 1024
+}
+
+// rss is the process's resident set now (VmRSS), in bytes.
+func (s *server) rss() int64 {
+	return procStatusKB(s.cmd.Process.Pid, "VmRSS:") * 1024
+}
+
+// resetPeakRSS restarts VmHWM from the current RSS (Linux 4.0+), so each
+// phase's peak is its own. It fails silently where unsupported; the peak
+// is then the process's lifetime peak.
+func (s *server) resetPeakRSS() {
+	_ = os.WriteFile("/proc/"+strconv.Itoa(s.cmd.Process.Pid)+"/clear_refs", []byte("5"), 0)
+}
+
+func procStatusKB(pid int, field string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			v, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// raiseFileLimit lifts the open-files soft limit to the hard limit, for
+// this process and the servers it starts: thousands of streams need
+// thousands of sockets.
+func raiseFileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	r.Cur = r.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
+	return r.Cur
+}

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,18 +41,48 @@ func targets(p ports) []target {
 	}
 }
 
-// question is what every request asks. The simulator's answer repeats it,
-// so the answer carries [doc1] and [doc2] markers for the citations
-// post-processor to check and rewrite, as a grounded answer would.
-const question = "My soundbar stopped producing sound after the firmware update. What can I do? Steps are in [doc1] and [doc2]."
-
-func chatBody(model string, stream bool, directive string) []byte {
-	b := `{"model":"` + model + `","messages":[{"role":"system","content":"You are a support agent for Contoso Electronics. Answer briefly and cite articles."},` +
-		`{"role":"user","content":"` + directive + question + `"}],"max_tokens":300`
-	if stream {
-		b += `,"stream":true`
+// chatBodies returns one request body per question. The simulator's
+// answer repeats the question, and each question ends with [doc1] and
+// [doc2] markers, so the citations post-processor checks and rewrites
+// them as it would a grounded answer's.
+func chatBodies(model string, stream bool, directive string, questions []string) [][]byte {
+	out := make([][]byte, len(questions))
+	for i, q := range questions {
+		content, _ := json.Marshal(directive + q + " (see [doc1] and [doc2])")
+		b := `{"model":"` + model + `","messages":[{"role":"system","content":"You are a support agent for Contoso Electronics. Answer briefly and cite articles."},` +
+			`{"role":"user","content":` + string(content) + `}],"max_tokens":300`
+		if stream {
+			b += `,"stream":true`
+		}
+		out[i] = []byte(b + "}")
 	}
-	return []byte(b + "}")
+	return out
+}
+
+// loadQuestions reads the labelled question set (sampledata/eval).
+func loadQuestions(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("questions: %v (run from the repository's root, or set -questions)", err)
+	}
+	var set struct {
+		Questions []struct {
+			Q string `json:"q"`
+		} `json:"questions"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("questions: %s: %v", path, err)
+	}
+	var qs []string
+	for _, q := range set.Questions {
+		if q.Q != "" {
+			qs = append(qs, q.Q)
+		}
+	}
+	if len(qs) == 0 {
+		return nil, fmt.Errorf("questions: %s has none", path)
+	}
+	return qs, nil
 }
 
 // result is one request's outcome.
@@ -133,7 +165,7 @@ func readStream(r io.Reader, start time.Time) result {
 // openLoop sends rate requests a second for d, each at its scheduled time
 // whatever the previous ones are doing (no coordinated omission: latency
 // counts from the scheduled time).
-func openLoop(ctx context.Context, c *http.Client, url string, h http.Header, body []byte, stream bool, rate int, d time.Duration) []result {
+func openLoop(ctx context.Context, c *http.Client, url string, h http.Header, bodies [][]byte, stream bool, rate int, d time.Duration) []result {
 	n := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	out := make([]result, n)
@@ -147,7 +179,7 @@ func openLoop(ctx context.Context, c *http.Client, url string, h http.Header, bo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = call(ctx, c, url, h, body, stream, due)
+			out[i] = call(ctx, c, url, h, bodies[i%len(bodies)], stream, due)
 		}()
 	}
 	wg.Wait()
@@ -156,19 +188,19 @@ func openLoop(ctx context.Context, c *http.Client, url string, h http.Header, bo
 
 // closedLoop runs workers that each send the next request as soon as the
 // previous one is answered, for d: the throughput at saturation.
-func closedLoop(ctx context.Context, c *http.Client, url string, h http.Header, body []byte, workers int, d time.Duration) (ok, failed int64, rps float64, lat []result) {
+func closedLoop(ctx context.Context, c *http.Client, url string, h http.Header, bodies [][]byte, workers int, d time.Duration) (ok, failed int64, rps float64, lat []result) {
 	var okN, failN atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	stop := time.Now().Add(d)
 	begin := time.Now()
-	for range workers {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []result
-			for time.Now().Before(stop) {
-				r := call(ctx, c, url, h, body, false, time.Now())
+			for i := w; time.Now().Before(stop); i += workers {
+				r := call(ctx, c, url, h, bodies[i%len(bodies)], false, time.Now())
 				if r.err != nil {
 					failN.Add(1)
 				} else {
@@ -198,7 +230,7 @@ type streamsResult struct {
 // manyStreams opens n streams (dialing at most ramp a second, so the
 // listen backlog does not overflow), each a slow answer that outlasts the
 // ramp, and samples the server's RSS while they are open.
-func manyStreams(ctx context.Context, url string, h http.Header, body []byte, n, ramp int, s *server) streamsResult {
+func manyStreams(ctx context.Context, url string, h http.Header, bodies [][]byte, n, ramp int, s *server) streamsResult {
 	var (
 		res      streamsResult
 		open     atomic.Int64
@@ -231,7 +263,7 @@ func manyStreams(ctx context.Context, url string, h http.Header, body []byte, n,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := oneStream(ctx, url, h, body, func() {
+			err := oneStream(ctx, url, h, bodies[i%len(bodies)], func() {
 				cur := open.Add(1)
 				for m := maxOpen.Load(); cur > m && !maxOpen.CompareAndSwap(m, cur); m = maxOpen.Load() {
 				}

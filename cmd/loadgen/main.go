@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,8 @@ type options struct {
 	ramp       int
 	keep       bool
 	check      bool
+	pprof      string
+	questions  string
 }
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
@@ -65,6 +68,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.ramp, "ramp", 1000, "streams opened per second while ramping up")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, server logs, audit file)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
+	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
+	fs.StringVar(&o.pprof, "pprof", "", "write the gateway's CPU profile (saturation) and heap profile (streams) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -117,8 +122,12 @@ func run(args []string, out io.Writer) int {
 // measure starts the servers, runs every phase and prints the report. It
 // returns how many targets were missed.
 func measure(ctx context.Context, self string, o options, out io.Writer) (int, error) {
+	questions, err := loadQuestions(o.questions)
+	if err != nil {
+		return 0, err
+	}
 	files := raiseFileLimit()
-	c, err := startCluster(self)
+	c, err := startCluster(self, o.pprof != "")
 	if err != nil {
 		return 0, err
 	}
@@ -130,16 +139,16 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 	ts := targets(c.p)
 	servers := []*server{c.sim, c.proxy, c.gateway} // serving each target
 	client := newClient(4 * o.workers)
-	body := chatBody("gpt-4o", false, "")
-	streamBody := chatBody("gpt-4o", true, "")
+	body := chatBodies("gpt-4o", false, "", questions)
+	streamBody := chatBodies("gpt-4o", true, "", questions)
 
 	// Every target must answer before anything is measured.
 	for _, t := range ts {
-		r := call(ctx, client, t.url, t.header, body, false, time.Now())
+		r := call(ctx, client, t.url, t.header, body[0], false, time.Now())
 		if r.err != nil {
 			return 0, fmt.Errorf("%s does not answer: %v", t.name, r.err)
 		}
-		if r = call(ctx, client, t.url, t.header, streamBody, true, time.Now()); r.err != nil {
+		if r = call(ctx, client, t.url, t.header, streamBody[0], true, time.Now()); r.err != nil {
 			return 0, fmt.Errorf("%s does not stream: %v", t.name, r.err)
 		}
 	}
@@ -164,12 +173,21 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 	}
 	for i, t := range ts {
 		servers[i].resetPeakRSS()
+		var prof <-chan error
+		if t.name == "groundgate" && o.pprof != "" {
+			prof = c.profile(ctx, "profile?seconds="+strconv.Itoa(max(1, int(o.duration.Seconds())-1)), filepath.Join(o.pprof, "gateway.cpu.pprof"))
+		}
 		ok, failed, rps, lat := closedLoop(ctx, client, t.url, t.header, body, o.workers, o.duration)
 		s := summarize(lat)
 		s.n, s.failed = int(ok), int(failed)
 		rep.sat.s = append(rep.sat.s, s)
 		rep.sat.rss = append(rep.sat.rss, servers[i].peakRSS())
 		rep.rps = append(rep.rps, rps)
+		if prof != nil {
+			if err := <-prof; err != nil {
+				return 0, fmt.Errorf("CPU profile: %v", err)
+			}
+		}
 	}
 	rep.stream.name = fmt.Sprintf("streams %d req/s", o.streamRate)
 	for _, t := range ts {
@@ -179,10 +197,20 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 	if o.streams > 0 {
 		// 200 tokens at 20 a second: each stream lasts 10 s, longer than
 		// the ramp of 5,000 at 1,000 a second.
-		slow := chatBody("gpt-4o-slow", true, "[[sim:tokens=200]] ")
+		slow := chatBodies("gpt-4o-slow", true, "[[sim:tokens=200]] ", questions)
 		for i, t := range ts[1:] {
 			servers[i+1].resetPeakRSS()
+			var prof <-chan error
+			if t.name == "groundgate" && o.pprof != "" {
+				// the heap when the last streams are open
+				prof = c.profileAfter(ctx, time.Duration(o.streams)*time.Second/time.Duration(o.ramp), "heap", filepath.Join(o.pprof, "gateway.heap.pprof"))
+			}
 			r := manyStreams(ctx, t.slowURL, t.header, slow, o.streams, o.ramp, servers[i+1])
+			if prof != nil {
+				if err := <-prof; err != nil {
+					return 0, fmt.Errorf("heap profile: %v", err)
+				}
+			}
 			r.peakRSS = max(r.peakRSS, servers[i+1].peakRSS())
 			rep.many = append(rep.many, r)
 		}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +33,7 @@ type ports struct {
 	Simulator, SlowSimulator int
 	Proxy, SlowProxy         int
 	Gateway                  int
+	Admin                    int // the gateway's admin port (pprof), 0 for none
 	KeySum                   string
 	Audit, Policies          string
 }
@@ -64,7 +68,7 @@ func freePort() (int, error) {
 
 // startCluster writes the configs to a temporary directory and starts the
 // three servers, waiting until each listens.
-func startCluster(self string) (*cluster, error) {
+func startCluster(self string, admin bool) (*cluster, error) {
 	dir, err := os.MkdirTemp("", "groundgate-loadgen-")
 	if err != nil {
 		return nil, err
@@ -72,6 +76,11 @@ func startCluster(self string) (*cluster, error) {
 	c := &cluster{dir: dir}
 	for _, p := range []*int{&c.p.Simulator, &c.p.SlowSimulator, &c.p.Proxy, &c.p.SlowProxy, &c.p.Gateway} {
 		if *p, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if admin {
+		if c.p.Admin, err = freePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -249,4 +258,51 @@ func raiseFileLimit() uint64 {
 	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
 	return r.Cur
+}
+
+// profile fetches /debug/pprof/<what> from the gateway's admin endpoint
+// into path, in the background.
+func (c *cluster) profile(ctx context.Context, what, path string) <-chan error {
+	return c.profileAfter(ctx, 0, what, path)
+}
+
+func (c *cluster) profileAfter(ctx context.Context, wait time.Duration, what, path string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		}
+		done <- fetchTo(ctx, "http://127.0.0.1:"+strconv.Itoa(c.p.Admin)+"/debug/pprof/"+what, path)
+	}()
+	return done
+}
+
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -132,7 +132,7 @@ func (ex *exchange) filterContext(chain *filters.Chain, p *grounding.Packed) {
 		return
 	}
 	scan := func(what, text string) (string, bool) {
-		res := chain.Run(text, filters.StageContext)
+		res := chain.RunContext(text)
 		for _, f := range res.Findings {
 			filterFindings.WithLabelValues(ex.policy.Name, f.Filter, f.Category, "context", f.Action.String()).Inc()
 		}

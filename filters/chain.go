@@ -25,12 +25,14 @@ type Options struct {
 	MaxHold int
 }
 
-// Chain runs an ordered list of filters. It is immutable and safe for
-// concurrent use.
+// Chain runs an ordered list of filters. Its configuration is immutable
+// and it is safe for concurrent use.
 type Chain struct {
 	filters []Filter
 	repl    []replPart
 	maxHold int
+	memoize bool // no filter active at the context stage is Remote
+	ctxMemo memo // verdicts at the context stage, by text
 }
 
 type replPart struct {
@@ -44,6 +46,12 @@ func NewChain(fs []Filter, opt Options) (*Chain, error) {
 	for _, f := range fs {
 		if f != nil {
 			c.filters = append(c.filters, f)
+		}
+	}
+	c.memoize = true
+	for _, f := range c.filters {
+		if r, ok := f.(Remote); ok && r.Remote() && f.Active(StageContext) {
+			c.memoize = false
 		}
 	}
 	if c.maxHold == 0 {

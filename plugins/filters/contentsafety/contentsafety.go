@@ -230,6 +230,10 @@ func isLoopback(host string) bool {
 // Kind implements filters.Filter.
 func (*ContentSafety) Kind() string { return Kind }
 
+// Remote implements filters.Remote: verdicts come from the service, so
+// chains do not remember them (an outage must not block a text forever).
+func (*ContentSafety) Remote() bool { return true }
+
 // AnnotationKeys implements filters.Keyed: Azure's four harm categories,
 // and jailbreak (input) or indirect_attack (context) with Prompt Shields.
 func (c *ContentSafety) AnnotationKeys(s filters.Stage) []string {
@@ -489,4 +493,5 @@ var (
 	_ caddy.CleanerUpper = (*ContentSafety)(nil)
 	_ filters.Filter     = (*ContentSafety)(nil)
 	_ filters.Keyed      = (*ContentSafety)(nil)
+	_ filters.Remote     = (*ContentSafety)(nil)
 )

@@ -105,26 +105,6 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 		seenRec[k] = true
 		recs = append(recs, r.Policy())
 	}
-	arts := make([]policies.Article, 0, len(hits))
-	docs := make([]Doc, 0, len(hits))
-	seenChunk := make(map[string]bool, len(hits))
-	seenText := make(map[uint64]bool, len(hits))
-	for i := range hits {
-		h := &hits[i]
-		ck := h.ArticleID + "\x00" + h.ChunkID
-		th := textHash(h.Text)
-		if seenChunk[ck] || seenText[th] {
-			p.Duplicates++
-			continue
-		}
-		seenChunk[ck], seenText[th] = true, true
-		arts = append(arts, policies.Article{
-			Ref: docRef(len(arts) + 1), ID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL, Content: h.Text,
-		})
-		docs = append(docs, Doc{ArticleID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL,
-			ChunkID: h.ChunkID, Content: h.Text, Score: h.Score})
-	}
-
 	// Each candidate rendered as the template prints it, from one
 	// template execution per kind.
 	recText, err := RenderRecords(recs)
@@ -132,12 +112,7 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 		return Packed{}, err
 	}
 	recParts := splitFenced(recText, "record", len(recs))
-	artText, err := RenderArticles(arts)
-	if err != nil {
-		return Packed{}, err
-	}
-	artParts := splitFenced(artText, "article", len(arts))
-	if recParts == nil || artParts == nil {
+	if recParts == nil {
 		return Packed{}, errors.New("grounding: unexpected rendering of the context")
 	}
 
@@ -171,19 +146,40 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 	if len(keptRec) > 0 {
 		used = enc.Count(strings.Join(keptRec, "\n\n"))
 	}
+	// Hits in rank order, each hashed, rendered and counted only while it
+	// may still be kept: the search returns a few times more candidates
+	// than are kept, and rendering them all was most of the cost.
 	var keptArt []string
 	sum = 0
-	perArticle := make(map[string]int, len(arts))
-	for i, part := range artParts {
-		a := arts[i]
-		if (lim.Docs > 0 && len(p.Articles) >= lim.Docs) || (lim.PerArticle > 0 && perArticle[a.ID] >= lim.PerArticle) {
+	perArticle := make(map[string]int, min(len(hits), 8))
+	seenChunk := make(map[string]bool, min(len(hits), 8))
+	seenText := make(map[uint64]bool, min(len(hits), 8))
+	for i := range hits {
+		h := &hits[i]
+		if lim.Docs > 0 && len(p.Articles) >= lim.Docs {
+			p.OverBudget++
+			continue
+		}
+		ck := h.ArticleID + "\x00" + h.ChunkID
+		if seenChunk[ck] {
+			p.Duplicates++
+			continue
+		}
+		th := textHash(h.Text)
+		if seenText[th] {
+			p.Duplicates++
+			continue
+		}
+		seenChunk[ck], seenText[th] = true, true
+		if lim.PerArticle > 0 && perArticle[h.ArticleID] >= lim.PerArticle {
 			p.OverBudget++
 			continue
 		}
 		ref := docRef(len(p.Articles) + 1)
-		if ref != a.Ref { // an earlier candidate was skipped: renumber
-			part = strings.Replace(part, `ref="`+a.Ref+`"`, `ref="`+ref+`"`, 1)
-			a.Ref = ref
+		a := policies.Article{Ref: ref, ID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL, Content: h.Text}
+		part, err := RenderArticles([]policies.Article{a})
+		if err != nil {
+			return Packed{}, err
 		}
 		add := enc.Count(part)
 		if len(keptArt) > 0 {
@@ -194,11 +190,10 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 			continue
 		}
 		sum += add
-		d := docs[i]
-		d.Ref = ref
 		p.Articles = append(p.Articles, a)
-		p.Docs = append(p.Docs, d)
-		perArticle[a.ID]++
+		p.Docs = append(p.Docs, Doc{Ref: ref, ArticleID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL,
+			ChunkID: h.ChunkID, Content: h.Text, Score: h.Score})
+		perArticle[h.ArticleID]++
 		keptArt = append(keptArt, part)
 	}
 

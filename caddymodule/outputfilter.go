@@ -50,17 +50,50 @@ func (ex *exchange) filterAnswer(body []byte) []byte {
 
 // mergeAnnotations adds each member of ann to the object at path. A
 // member Azure already reported there (hate, jailbreak...) is combined
-// with ours, the stricter verdict winning, so neither side's is lost.
+// with ours, the stricter verdict winning, so neither side's is lost. The
+// object is rebuilt once and set with one patch of the body.
 func mergeAnnotations(body []byte, path string, ann []byte) []byte {
+	ours := gjson.ParseBytes(ann)
+	if !ours.IsObject() {
+		return body
+	}
 	existing := gjson.GetBytes(body, path)
-	gjson.ParseBytes(ann).ForEach(func(k, v gjson.Result) bool {
-		raw := []byte(v.Raw)
-		if theirs := existing.Get(gjson.Escape(k.Str)); theirs.IsObject() {
-			raw = combineAnnotation(theirs, v)
+	out := make([]byte, 0, len(existing.Raw)+len(ann)+2)
+	out = append(out, '{')
+	seen := make(map[string]bool, 8)
+	if existing.IsObject() {
+		existing.ForEach(func(k, v gjson.Result) bool {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, k.Raw...)
+			out = append(out, ':')
+			if o := ours.Get(gjson.Escape(k.Str)); o.Exists() && v.IsObject() {
+				out = append(out, combineAnnotation(v, o)...)
+				seen[k.Str] = true
+			} else if o.Exists() {
+				out = append(out, o.Raw...)
+				seen[k.Str] = true
+			} else {
+				out = append(out, v.Raw...)
+			}
+			return true
+		})
+	}
+	ours.ForEach(func(k, v gjson.Result) bool {
+		if seen[k.Str] {
+			return true
 		}
-		body, _ = sjson.SetRawBytes(body, path+"."+gjson.Escape(k.Str), raw)
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, k.Raw...)
+		out = append(out, ':')
+		out = append(out, v.Raw...)
 		return true
 	})
+	out = append(out, '}')
+	body, _ = sjson.SetRawBytes(body, path, out)
 	return body
 }
 

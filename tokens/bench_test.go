@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -72,4 +73,19 @@ func BenchmarkCountChat(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCountAssembled counts prompts assembled from recurring
+// paragraphs (a meta prompt, articles) and a question that is new each
+// time: only the new paragraph is tokenized.
+func BenchmarkCountAssembled(b *testing.B) {
+	e := mustEncoding(b, "o200k_base")
+	fixed := strings.Repeat(benchText+"\n\n", 4)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(fixed) + 80))
+	i := 0
+	for b.Loop() {
+		i++
+		e.Count(fixed + "Question " + strconv.Itoa(i) + ": my soundbar stopped producing sound after the update, what now?")
+	}
 }

@@ -19,7 +19,7 @@ import (
 const (
 	minCachedLen = 256 // shorter strings are cheaper to count than to cache
 	cacheShards  = 16
-	shardEntries = 64 // up to 2048 entries in all, about 64 KiB
+	shardEntries = 256 // up to 8192 entries in all, about 256 KiB
 )
 
 // Key tags keep counts of different kinds of values apart.

@@ -72,6 +72,7 @@ func FuzzCountVsTiktokenGo(f *testing.F) {
 		}
 	}
 	f.Add("x'ſx HELLO'S ABʰC1 \u0301\u0301 1234 \r\n\r\n  \t/ //\n")
+	f.Add(strings.Repeat("Reset the soundbar: hold POWER for 10 s.\n", 8) + "\n\n<<<article ref=\"doc1\">>>\nx:\n\n/etc\n\n's\n\n\u00a0y")
 	tk, err := tiktokenGo()
 	if err != nil {
 		f.Fatal(err)
@@ -91,6 +92,29 @@ func FuzzCountVsTiktokenGo(f *testing.F) {
 			want := len(tk[e.Name()].EncodeOrdinary(s))
 			if got := e.Count(s); got != want {
 				t.Fatalf("%s: Count(%q) = %d, tiktoken-go %d (valid UTF-8: %v)", e.Name(), s, got, want, utf8.ValidString(s))
+			}
+		}
+	})
+}
+
+// FuzzCountSegments checks that counting a long text paragraph by
+// paragraph (Count's cache path) gives the count of the whole text, with
+// arbitrary text on both sides of the blank lines it splits at.
+func FuzzCountSegments(f *testing.F) {
+	f.Add("Answer using only the knowledge articles below.", "<<<article ref=\"doc1\">>>\ntitle: Reset", byte('<'))
+	f.Add("x:", "/path/to/file", byte('/'))
+	f.Add("naïve café", "\u00a0nbsp", byte(' '))
+	f.Add("1234", "'s and 'T", byte('\''))
+	encs := []*Encoder{mustEncoding(f, "o200k_base"), mustEncoding(f, "cl100k_base")}
+	f.Fuzz(func(t *testing.T, a, b string, c byte) {
+		if len(a) == 0 || len(a)+len(b) > 2048 {
+			return
+		}
+		head := strings.Repeat(a, minCachedLen/len(a)+1)
+		text := head + "\n\n" + string(c) + b + "\n\n" + b + head + "\n\n" + a
+		for _, e := range encs {
+			if got, want := e.Count(text), e.core.count(text); got != want {
+				t.Fatalf("%s: Count = %d, whole-text count %d for %q", e.Name(), got, want, text)
 			}
 		}
 	})

@@ -39,7 +39,10 @@ func (e *Encoder) Name() string { return e.name }
 // Count returns the number of tokens of text, encoded as ordinary text:
 // special-token strings such as "<|endoftext|>" count as the plain text they
 // are. Counts of long strings (>= 256 bytes) are kept in a small bounded
-// cache, so a system prompt repeated by every request is tokenized once.
+// cache, so a system prompt repeated by every request is tokenized once;
+// a long text not in it is counted paragraph by paragraph through the
+// cache, so a prompt assembled from recurring parts (a meta prompt, the
+// knowledge articles it quotes) only tokenizes what is new.
 func (e *Encoder) Count(text string) int {
 	if e.cache == nil || len(text) < minCachedLen {
 		return e.core.count(text)
@@ -48,9 +51,58 @@ func (e *Encoder) Count(text string) int {
 	if n, ok := e.cache.get(k); ok {
 		return n
 	}
-	n := e.core.count(text)
+	n := 0
+	for rest := text; rest != ""; {
+		j := nextSegment(rest)
+		n += e.countSegment(rest[:j], j == len(text))
+		rest = rest[j:]
+	}
 	e.cache.put(k, n)
 	return n
+}
+
+// countSegment counts one paragraph, through the cache when it is long
+// enough (whole: the segment is the whole text, already looked up).
+func (e *Encoder) countSegment(seg string, whole bool) int {
+	if whole || len(seg) < minCachedLen {
+		return e.core.count(seg)
+	}
+	k := e.cache.key(seg, tagText)
+	if n, ok := e.cache.get(k); ok {
+		return n
+	}
+	n := e.core.count(seg)
+	e.cache.put(k, n)
+	return n
+}
+
+// nextSegment returns the end of text's first segment: just after the
+// first blank line ("\n\n") at least minCachedLen bytes in that is
+// followed by a printable ASCII character other than '/', or len(text).
+//
+// Such a position is a boundary of the encodings' pre-tokenizer pieces,
+// and pieces are encoded independently, so the count of a text is the sum
+// of its segments' counts. In both patterns no piece continues from a
+// newline into a following non-space character: letters and digits never
+// take a newline, \s*[\r\n]+ ends at the newline, and the punctuation
+// piece ?[^\s\p{L}\p{N}]+[\r\n]* ends after its newlines, except that
+// o200k's takes '/' after them ([\r\n/]*), hence the exception. Non-ASCII
+// characters are excluded because some are Unicode spaces.
+func nextSegment(text string) int {
+	for i := minCachedLen; i < len(text); {
+		j := strings.Index(text[i:], "\n\n")
+		if j < 0 {
+			break
+		}
+		p := i + j + 2
+		if p < len(text) {
+			if c := text[p]; c > ' ' && c < 0x7f && c != '/' {
+				return p
+			}
+		}
+		i = i + j + 1
+	}
+	return len(text)
 }
 
 // The encoders are built on first use, once per process.

@@ -91,7 +91,7 @@ func (ex *exchange) cacheLookup(key string) bool {
 	}
 	ex.cacheHit = true
 	ex.writeHeader(http.StatusOK)
-	_, _ = ex.w.Write(val[1:])
+	_ = ex.writeBody(val[1:])
 	return true
 }
 

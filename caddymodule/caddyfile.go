@@ -104,6 +104,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDuration(d, &g.AttemptTimeout)
 		case "stream_idle_timeout":
 			err = parseDuration(d, &g.StreamIdleTimeout)
+		case "client_write_timeout":
+			err = parseClientWriteTimeout(d, &g.ClientWriteTimeout)
 		case "max_retry_wait":
 			err = parseDuration(d, &g.MaxRetryWait)
 		case "max_attempts":
@@ -481,6 +483,29 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
 		return d.Errf("%s: %q is not a duration: %v", name, s, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseClientWriteTimeout reads a positive duration, or off (stored as
+// -1: disabled). Zero would silently mean the default, so it is refused.
+func parseClientWriteTimeout(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.Errf("%s: expected exactly one value (a duration or off)", name)
+	}
+	if s == "off" {
+		*dst = -1
+		return nil
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %q is not a duration: %v", name, s, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: %q must be positive (use off to disable)", name, s)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -110,10 +110,7 @@ func (ex *exchange) relayJSON(at *attempt) error {
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(at.body)))
 	ex.writeHeader(at.resp.StatusCode)
-	if _, err := ex.w.Write(at.body); err != nil {
-		return errClientGone
-	}
-	return nil
+	return ex.writeBody(at.body)
 }
 
 // recordUsage takes the upstream's token counts.

@@ -55,6 +55,10 @@ type exchange struct {
 	status   int  // status sent to the client
 	started  bool // headers sent: errors can no longer change the status
 
+	rc            *http.ResponseController // made on first use (controller)
+	noDeadline    bool                     // the writer refused a write deadline
+	deadlineArmed bool                     // a write deadline is set
+
 	promptTokens, completionTokens int64
 	usageReported                  bool // the upstream reported usage
 	ttft                           time.Duration
@@ -109,6 +113,7 @@ func (ex *exchange) fail(err error) {
 	if errors.As(err, &pf) {
 		if !ex.started {
 			ex.status, ex.started = http.StatusBadRequest, true
+			ex.armWrite()
 			pf.write(ex.w)
 		}
 		return
@@ -124,6 +129,7 @@ func (ex *exchange) fail(err error) {
 	}
 	ex.status = we.Status
 	ex.started = true
+	ex.armWrite()
 	we.Write(ex.w)
 }
 

@@ -66,6 +66,16 @@ type Gateway struct {
 	// this long, with an error event for the client. Default: 60s.
 	StreamIdleTimeout caddy.Duration `json:"stream_idle_timeout,omitempty"`
 
+	// ClientWriteTimeout bounds each write to the client: one streamed
+	// event with its flush, or one 64 KiB piece of a whole body. A client
+	// that stops reading for this long is treated as gone: the answer
+	// stops and the upstream request is cancelled, releasing its
+	// connection. It is reset before every write, so a long stream to a
+	// client that keeps reading is never cut. Inside Caddy the server's
+	// write_idle_timeout still applies when it is shorter. Default: 30s;
+	// a negative value (Caddyfile: off) disables it.
+	ClientWriteTimeout caddy.Duration `json:"client_write_timeout,omitempty"`
+
 	// MaxAttempts is the most upstream attempts one request may make,
 	// across all deployments of its pool. Default: 3.
 	MaxAttempts int `json:"max_attempts,omitempty"`
@@ -199,6 +209,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.StreamIdleTimeout == 0 {
 		g.StreamIdleTimeout = caddy.Duration(60 * time.Second)
 	}
+	if g.ClientWriteTimeout == 0 {
+		g.ClientWriteTimeout = caddy.Duration(defaultClientWriteTimeout)
+	}
 	if g.MaxAttempts == 0 {
 		g.MaxAttempts = 3
 	}
@@ -312,6 +325,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		ex.fail(err)
 	}
 	ex.finish()
+	// The server flushes what is still buffered after the handler
+	// returns; finish may have taken longer than the last write's deadline.
+	ex.armFinalWrite()
 	return nil
 }
 

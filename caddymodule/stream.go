@@ -37,12 +37,14 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 	h.Set("Content-Type", ct)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	rc := http.NewResponseController(ex.w)
+	rc := ex.controller()
 	ex.streamed = true
+	ex.armWrite()
 	ex.writeHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
-		return errClientGone
+		return ex.clientGone(err)
 	}
+	ex.disarmWrite()
 
 	// The idle timer cancels the upstream read when nothing arrives.
 	idle := time.Duration(g.StreamIdleTimeout)
@@ -55,11 +57,13 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 		sf = newStreamFilter(chain)
 	}
 	ps := ex.postStream()
-	// send writes raw events (kept for the cache); deliver passes a
-	// chunk's data through the post-processors first.
+	// send writes raw events (kept for the cache), each under the client
+	// write deadline; deliver passes a chunk's data through the
+	// post-processors first.
 	send := func(raw []byte) error {
+		ex.armWrite()
 		if _, err := ex.w.Write(raw); err != nil {
-			return errClientGone
+			return ex.clientGone(err)
 		}
 		if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
 			ex.streamCopy = append(ex.streamCopy, raw...)
@@ -148,8 +152,9 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 			return err
 		}
 		if err := rc.Flush(); err != nil {
-			return errClientGone
+			return ex.clientGone(err)
 		}
+		ex.disarmWrite()
 	}
 }
 
@@ -210,8 +215,9 @@ func (ex *exchange) endStream(rc *http.ResponseController, msg []byte) error {
 	buf = append(buf, msg...)
 	buf = append(buf, "\n\n"...)
 	buf = append(buf, doneEvent...)
+	ex.armWrite()
 	if _, err := ex.w.Write(buf); err != nil {
-		return errClientGone
+		return ex.clientGone(err)
 	}
 	_ = rc.Flush()
 	ex.status = 502 // for metrics: the client got 200 headers, then an error
@@ -231,8 +237,9 @@ func sseEvent(data []byte) []byte {
 func (ex *exchange) endFiltered(rc *http.ResponseController, sf *streamFilter, idx int64) error {
 	buf := sseEvent(sf.blockedChunk(idx))
 	buf = append(buf, doneEvent...)
+	ex.armWrite()
 	if _, err := ex.w.Write(buf); err != nil {
-		return errClientGone
+		return ex.clientGone(err)
 	}
 	_ = rc.Flush()
 	ex.filteredOut = true

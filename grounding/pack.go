@@ -165,7 +165,10 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 			p.Duplicates++
 			continue
 		}
-		th := textHash(h.Text)
+		th := h.TextHash
+		if th == 0 {
+			th = textHash(h.Text)
+		}
 		if seenText[th] {
 			p.Duplicates++
 			continue
@@ -308,8 +311,10 @@ var renderers = sync.OnceValues(func() (*rendererSet, error) {
 	return &rendererSet{rec: set.Policy("grounding-records").Meta, art: set.Policy("grounding-articles").Meta}, nil
 })
 
-// textHash hashes text with case and whitespace folded (FNV-1a), to find
-// the same passage published twice.
+// TextHash hashes text with case and whitespace folded (FNV-1a), as Pack
+// does to find the same passage published twice; see Chunk.TextHash.
+func TextHash(s string) uint64 { return textHash(s) }
+
 func textHash(s string) uint64 {
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)

@@ -180,6 +180,9 @@ type Chunk struct {
 	Text      string `json:"text"`
 	Tokens    int    `json:"tokens"` // tokens of Text, counted when chunking
 	Internal  bool   `json:"internal,omitempty"`
+	// TextHash is TextHash(Text) when the source computed it ahead (an
+	// index does, once per chunk); 0 means not computed.
+	TextHash uint64 `json:"-"`
 }
 
 // Hit is a chunk an index returned for a query, best first.

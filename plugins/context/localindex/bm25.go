@@ -84,6 +84,7 @@ func buildIndex(chunks []snapChunk) *index {
 	var total float64
 	for i, c := range chunks {
 		ix.chunks[i] = c.Chunk
+		ix.chunks[i].TextHash = grounding.TextHash(c.Chunk.Text) // once, not per search
 		ix.lengths[i] = c.Len
 		total += float64(c.Len)
 		if len(c.Vec) > 0 {

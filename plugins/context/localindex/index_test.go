@@ -49,6 +49,11 @@ func TestSearchFindsTheRightArticle(t *testing.T) {
 		if hits[0].Lexical != 1 || hits[0].Semantic != 0 || hits[0].Score <= 0 {
 			t.Errorf("%q: ranks %d/%d score %v", q, hits[0].Lexical, hits[0].Semantic, hits[0].Score)
 		}
+		for _, h := range hits { // hashed once at build, for Pack's dedupe
+			if h.TextHash == 0 || h.TextHash != grounding.TextHash(h.Text) {
+				t.Errorf("%q: chunk %s#%s TextHash %x", q, h.Number, h.ChunkID, h.TextHash)
+			}
+		}
 	}
 	if hits, _ := li.Search(context.Background(), "zzzz qqqq", 3, grounding.Filter{}); len(hits) != 0 {
 		t.Errorf("nonsense query matched %v", numbers(hits))

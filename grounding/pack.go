@@ -180,10 +180,7 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 		}
 		ref := docRef(len(p.Articles) + 1)
 		a := policies.Article{Ref: ref, ID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL, Content: h.Text}
-		part, err := RenderArticles([]policies.Article{a})
-		if err != nil {
-			return Packed{}, err
-		}
+		part := a.Printed() // kept in a: the meta prompt prints it as is
 		add := enc.Count(part)
 		if len(keptArt) > 0 {
 			add += sep

@@ -86,6 +86,32 @@ type Article struct {
 	Title   string
 	URL     string
 	Content string
+
+	// printed is how {{.Articles}} prints this article, kept by Printed
+	// (grounding renders each article once to count its tokens), with the
+	// fields it was printed from; a change to any of them voids it.
+	printed   string
+	printedOf [6]string
+}
+
+// Printed returns a as {{.Articles}} prints it, and keeps the text so
+// that the meta prompt that quotes a does not escape it again.
+func (a *Article) Printed() string {
+	if s, ok := a.cachedPrint(); ok {
+		return s
+	}
+	a.printed = string(ArticleView{a}.appendTo(make([]byte, 0, ArticleView{a}.size())))
+	a.printedOf = [6]string{a.Ref, a.ID, a.Number, a.Title, a.URL, a.Content}
+	return a.printed
+}
+
+// cachedPrint returns the kept text when no field changed since. Strings
+// that were not reassigned compare by pointer, in constant time.
+func (a *Article) cachedPrint() (string, bool) {
+	if a.printed == "" || a.printedOf != [6]string{a.Ref, a.ID, a.Number, a.Title, a.URL, a.Content} {
+		return "", false
+	}
+	return a.printed, true
 }
 
 // Text is untrusted text in a template. Printing it ({{.User}},
@@ -199,6 +225,9 @@ func (v ArticleView) size() int {
 
 func (v ArticleView) appendTo(dst []byte) []byte {
 	a := v.a
+	if s, ok := a.cachedPrint(); ok {
+		return append(dst, s...)
+	}
 	dst = append(dst, fenceOpen+"article"...)
 	dst = appendAttrs(dst, "ref", a.Ref, "id", a.ID, "number", a.Number)
 	if a.URL != "" {

@@ -76,9 +76,11 @@ func (e *Encoder) countSegment(seg string, whole bool) int {
 	return n
 }
 
-// nextSegment returns the end of text's first segment: just after the
-// first blank line ("\n\n") at least minCachedLen bytes in that is
-// followed by a printable ASCII character other than '/', or len(text).
+// nextSegment returns the end of text's first segment: just after its
+// first blank line ("\n\n") followed by a printable ASCII character other
+// than '/', or len(text). Boundaries depend only on the text around them,
+// so a paragraph is the same segment wherever it appears (the cache finds
+// an article's paragraphs whatever precedes them).
 //
 // Such a position is a boundary of the encodings' pre-tokenizer pieces,
 // and pieces are encoded independently, so the count of a text is the sum
@@ -89,7 +91,7 @@ func (e *Encoder) countSegment(seg string, whole bool) int {
 // o200k's takes '/' after them ([\r\n/]*), hence the exception. Non-ASCII
 // characters are excluded because some are Unicode spaces.
 func nextSegment(text string) int {
-	for i := minCachedLen; i < len(text); {
+	for i := 0; i < len(text); {
 		j := strings.Index(text[i:], "\n\n")
 		if j < 0 {
 			break

@@ -675,21 +675,31 @@ func (m *MetaPrompt) Render(d Data) (string, error) {
 	if m == nil || m.tmpl == nil {
 		return "", nil
 	}
+	var out string
+	err := m.render(d, func(p string) { out = strings.Clone(p) })
+	return out, err
+}
+
+// render executes the template into a pooled buffer and passes the text
+// to use, which must not retain it: Apply copies it into the body
+// without a string of its own.
+func (m *MetaPrompt) render(d Data, use func(string)) error {
 	if d.Now.IsZero() {
 		d.Now = time.Now()
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	err := m.tmpl.Execute(buf, makeView(&d, m.vars, m.policy))
-	out := buf.String()
-	if buf.Cap() <= 64<<10 {
-		bufPool.Put(buf)
-	}
-	if err != nil {
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			bufPool.Put(buf)
+		}
+	}()
+	if err := m.tmpl.Execute(buf, makeView(&d, m.vars, m.policy)); err != nil {
 		te := parseTemplateError(err)
-		return "", fmt.Errorf("%s:%d: meta prompt of policy %q: %s", m.Source, m.Line+max(te.line, 1)-1, m.policy, te.msg)
+		return fmt.Errorf("%s:%d: meta prompt of policy %q: %s", m.Source, m.Line+max(te.line, 1)-1, m.policy, te.msg)
 	}
-	return out, nil
+	use(bytesToString(buf.Bytes()))
+	return nil
 }
 
 // Apply renders the meta prompt with d and places it in body (an OpenAI
@@ -698,9 +708,10 @@ func (m *MetaPrompt) Apply(body []byte, d Data) ([]byte, error) {
 	if m == nil || m.tmpl == nil {
 		return body, nil
 	}
-	p, err := m.Render(d)
-	if err != nil {
+	var out []byte
+	var aerr error
+	if err := m.render(d, func(p string) { out, aerr = ApplySystemPrompt(body, p, m.Mode) }); err != nil {
 		return nil, err
 	}
-	return ApplySystemPrompt(body, p, m.Mode)
+	return out, aerr
 }

@@ -75,6 +75,7 @@ package citations
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -308,6 +309,7 @@ func (r *rewriter) Finish() (string, []byte) {
 	if len(r.docs) > 0 {
 		switch r.c.Context {
 		case ContextCited:
+			r.ctx = slices.Grow(r.ctx, r.citationsSize(r.order))
 			r.ctx = append(r.ctx, `{"citations":[`...)
 			for _, i := range r.order {
 				if len(r.ctx) > len(`{"citations":[`) {
@@ -355,7 +357,28 @@ func (r *rewriter) allContext(emitted bool) []byte {
 	return r.ctx
 }
 
+// citationsSize estimates the bytes of the citations of docs (indexes
+// into r.docs; nil: all), so the buffer grows once.
+func (r *rewriter) citationsSize(docs []int) int {
+	n := 32
+	add := func(d *grounding.Doc) {
+		c := len(d.Content)
+		n += c + c/8 + len(d.Title) + len(d.Number) + len(d.ArticleID) + len(d.URL) + len(d.ChunkID) + 96
+	}
+	if docs == nil {
+		for i := range r.docs {
+			add(&r.docs[i])
+		}
+		return n
+	}
+	for _, i := range docs {
+		add(&r.docs[i])
+	}
+	return n
+}
+
 func (r *rewriter) appendAll(b []byte) []byte {
+	b = slices.Grow(b, r.citationsSize(nil))
 	b = append(b, `"citations":[`...)
 	for i := range r.docs {
 		if i > 0 {

@@ -15,7 +15,7 @@ import (
 	_ "github.com/groundgate/groundgate/plugins/filters/promptinjection"
 )
 
-func filteredGateway(t *testing.T, policy string, filtersJSON map[string]string) (*Gateway, *fakeUpstream) {
+func filteredGateway(t testing.TB, policy string, filtersJSON map[string]string) (*Gateway, *fakeUpstream) {
 	main, mini := newFake(t, okHandler), newFake(t, okHandler)
 	dir := writePolicies(t, map[string]string{"p.yaml": policy})
 	g := policyGateway(t, dir, func(g *Gateway) {

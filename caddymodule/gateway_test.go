@@ -36,7 +36,7 @@ type fakeUpstream struct {
 	handler http.HandlerFunc
 }
 
-func newFake(t *testing.T, h http.HandlerFunc) *fakeUpstream {
+func newFake(t testing.TB, h http.HandlerFunc) *fakeUpstream {
 	f := &fakeUpstream{handler: h}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.calls.Add(1)
@@ -80,7 +80,7 @@ func azure(name, endpoint string, prio int) UpstreamConfig {
 
 // newGateway provisions a gateway like Caddy would, with one model
 // "gpt-4o" served by the given upstreams.
-func newGateway(t *testing.T, mod func(*Gateway), ups ...UpstreamConfig) *Gateway {
+func newGateway(t testing.TB, mod func(*Gateway), ups ...UpstreamConfig) *Gateway {
 	t.Helper()
 	g := &Gateway{
 		Keys:   []KeyConfig{{Name: "alice", Team: "support", SHA256: keySum(testKey)}},

@@ -35,7 +35,7 @@ meta_prompt:
     {{- end}}
 `
 
-func groundedGateway(t *testing.T, policy string, mod func(*Gateway)) (*Gateway, *fakeUpstream) {
+func groundedGateway(t testing.TB, policy string, mod func(*Gateway)) (*Gateway, *fakeUpstream) {
 	main, mini := newFake(t, okHandler), newFake(t, okHandler)
 	dir := writePolicies(t, map[string]string{"p.yaml": policy})
 	g := policyGateway(t, dir, func(g *Gateway) {

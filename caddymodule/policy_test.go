@@ -37,7 +37,7 @@ meta_prompt:
   template: "Draft an email. Customer wrote: {{.User}}"
 `
 
-func writePolicies(t *testing.T, files map[string]string) string {
+func writePolicies(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
@@ -48,7 +48,7 @@ func writePolicies(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-func policyGateway(t *testing.T, dir string, mod func(*Gateway), main, mini *fakeUpstream) *Gateway {
+func policyGateway(t testing.TB, dir string, mod func(*Gateway), main, mini *fakeUpstream) *Gateway {
 	return newGateway(t, func(g *Gateway) {
 		g.Keys = append(g.Keys, KeyConfig{Name: "bill", Team: "billing", SHA256: keySum("billing-key-123")},
 			KeyConfig{Name: "ops", Team: "platform", SHA256: keySum("ops-key-123456")})

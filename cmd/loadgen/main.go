@@ -69,7 +69,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, server logs, audit file)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
-	fs.StringVar(&o.pprof, "pprof", "", "write the gateway's CPU profile (saturation) and heap profile (streams) to this directory")
+	fs.StringVar(&o.pprof, "pprof", "", "write the gateway's CPU and allocation profiles (saturation) and heap profile (streams) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -162,9 +162,11 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		row := phase{name: fmt.Sprintf("%d req/s", rate)}
 		for i, t := range ts {
 			servers[i].resetPeakRSS()
+			cpu := c.cpuMeter(servers[i])
 			rs := openLoop(ctx, client, t.url, t.header, body, false, rate, o.duration)
 			row.s = append(row.s, summarize(rs))
 			row.rss = append(row.rss, servers[i].peakRSS())
+			row.cpu = append(row.cpu, cpu(len(rs)))
 		}
 		rep.rates = append(rep.rates, row)
 		if ctx.Err() != nil {
@@ -177,7 +179,9 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		if t.name == "groundgate" && o.pprof != "" {
 			prof = c.profile(ctx, "profile?seconds="+strconv.Itoa(max(1, int(o.duration.Seconds())-1)), filepath.Join(o.pprof, "gateway.cpu.pprof"))
 		}
+		cpu := c.cpuMeter(servers[i])
 		ok, failed, rps, lat := closedLoop(ctx, client, t.url, t.header, body, o.workers, o.duration)
+		rep.sat.cpu = append(rep.sat.cpu, cpu(int(ok+failed)))
 		s := summarize(lat)
 		s.n, s.failed = int(ok), int(failed)
 		rep.sat.s = append(rep.sat.s, s)
@@ -186,6 +190,10 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		if prof != nil {
 			if err := <-prof; err != nil {
 				return 0, fmt.Errorf("CPU profile: %v", err)
+			}
+			// every allocation since the start, mostly this phase's
+			if err := <-c.profile(ctx, "allocs", filepath.Join(o.pprof, "gateway.allocs.pprof")); err != nil {
+				return 0, fmt.Errorf("allocs profile: %v", err)
 			}
 		}
 	}

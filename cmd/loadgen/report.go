@@ -12,6 +12,7 @@ type phase struct {
 	name string
 	s    []summary
 	rss  []int64
+	cpu  []cpuUse
 }
 
 type report struct {
@@ -71,6 +72,13 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 		}
 		fmt.Fprintln(w)
 		errs(p)
+		if p.cpu != nil {
+			fmt.Fprintf(w, "  CPU µs/request: server + simulator\t")
+			for _, u := range p.cpu {
+				fmt.Fprintf(w, "%d + %d\t", u.server.Microseconds(), u.simulator.Microseconds())
+			}
+			fmt.Fprintln(w)
+		}
 		if p.rss != nil {
 			fmt.Fprintf(w, "  peak RSS\t")
 			for _, b := range p.rss {

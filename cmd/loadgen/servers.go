@@ -220,6 +220,26 @@ func (s *server) peakRSS() int64 {
 	return procStatusKB(s.cmd.Process.Pid, "VmHWM:") * 1024
 }
 
+// cpu is the CPU time the process has used so far (user and system).
+func (s *server) cpu() time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// the command may hold spaces: the fields start after its ")"
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
 // rss is the process's resident set now (VmRSS), in bytes.
 func (s *server) rss() int64 {
 	return procStatusKB(s.cmd.Process.Pid, "VmRSS:") * 1024
@@ -305,4 +325,24 @@ func fetchTo(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// cpuUse is the CPU time per request of a phase: of the server serving
+// the target, and of the simulator behind it.
+type cpuUse struct{ server, simulator time.Duration }
+
+// cpuMeter starts measuring the CPU time s and the simulator use; the
+// function it returns ends the measure over n requests.
+func (c *cluster) cpuMeter(s *server) func(n int) cpuUse {
+	s0, sim0 := s.cpu(), c.sim.cpu()
+	return func(n int) cpuUse {
+		if n == 0 {
+			return cpuUse{}
+		}
+		u := cpuUse{simulator: (c.sim.cpu() - sim0) / time.Duration(n)}
+		if s != c.sim {
+			u.server = (s.cpu() - s0) / time.Duration(n)
+		}
+		return u
+	}
 }

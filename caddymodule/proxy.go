@@ -17,6 +17,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/sse"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -29,7 +30,8 @@ var (
 type attempt struct {
 	resp     *http.Response
 	upstream *upstream
-	body     []byte // the whole body when not streaming
+	body     []byte        // the whole body when not streaming
+	events   *primedReader // a stream's events, from the first (see streamstart.go)
 	cancel   context.CancelFunc
 }
 
@@ -163,7 +165,15 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 	}
 	at := &attempt{resp: resp, upstream: u, cancel: cancel}
 	if stream && resp.StatusCode == http.StatusOK {
+		// Still within the attempt's timer: wait for the first token.
+		rd := sse.NewReader(resp.Body, 0)
+		early, err := earlyEvents(rd)
+		if err != nil {
+			resp.Body.Close()
+			return fail("stream_reset", fmt.Errorf("%w: stream broke before its first token: %v", errFailure, err))
+		}
 		timer.Stop()
+		at.events = &primedReader{early: early, rd: rd}
 		return at, "", nil
 	}
 	// Non-streamed (or an error answer): read it all inside the timer.

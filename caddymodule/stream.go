@@ -85,7 +85,10 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 		}
 		return nil
 	}
-	rd := sse.NewReader(at.resp.Body, 0)
+	rd := at.events
+	if rd == nil {
+		rd = &primedReader{rd: sse.NewReader(at.resp.Body, 0)}
+	}
 	for {
 		ev, err := rd.Next()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,7 +170,14 @@ func TestStreamFlushesEachEvent(t *testing.T) {
 	if len(rec.chunks) != 6 {
 		t.Fatalf("got %d flushed writes, want one per event (6): %q", len(rec.chunks), rec.chunks)
 	}
-	for i := 1; i < len(rec.times)-1; i++ {
+	// The headers and the role delta are held until the first token
+	// (streamstart.go), then flushed with it; every later event is flushed
+	// as it arrives.
+	first := slices.IndexFunc(rec.chunks, func(c string) bool { return strings.Contains(c, `"Hel"`) })
+	if first != 1 {
+		t.Fatalf("first token in flushed write %d, want 1 (role, then token): %q", first, rec.chunks)
+	}
+	for i := first + 1; i < len(rec.times)-1; i++ {
 		if gap := rec.times[i].Sub(rec.times[i-1]); gap < 20*time.Millisecond {
 			t.Fatalf("events %d and %d flushed %v apart: buffered", i-1, i, gap)
 		}

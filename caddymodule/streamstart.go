@@ -1,0 +1,95 @@
+package caddymodule
+
+import (
+	"bytes"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/sse"
+)
+
+// A stream is committed to its deployment only when its first token
+// arrives. Until then the gateway holds the client's headers and the
+// events that came before (Azure's prompt annotations, the role delta),
+// so a stream that breaks, stalls past the attempt timeout or resets
+// before its first token is one more failed attempt: the next deployment
+// is tried and the client sees nothing of it. After the first token the
+// answer is the client's and a break ends it with an error event.
+
+// Bounds on what is held before the first token: past them the stream is
+// committed anyway rather than buffered without limit.
+const (
+	maxEarlyEvents = 32
+	maxEarlyBytes  = 64 << 10
+)
+
+// earlyEvents reads events from rd up to and including the first that
+// commits the stream (startsAnswer), copying them out of the reader's
+// buffers. An error means the stream broke before its first token.
+func earlyEvents(rd *sse.Reader) ([]sse.Event, error) {
+	var (
+		out  []sse.Event
+		size int
+	)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return nil, err
+		}
+		cp := sse.Event{Raw: bytes.Clone(ev.Raw), Data: bytes.Clone(ev.Data), Name: bytes.Clone(ev.Name), HasData: ev.HasData}
+		out = append(out, cp)
+		size += len(cp.Raw)
+		if startsAnswer(&cp) || len(out) >= maxEarlyEvents || size >= maxEarlyBytes {
+			return out, nil
+		}
+	}
+}
+
+// startsAnswer reports whether an event carries part of the answer (a
+// token, a tool call, a refusal, a finish reason), an error, or the end
+// of the stream.
+func startsAnswer(ev *sse.Event) bool {
+	if !ev.HasData {
+		return false
+	}
+	if ev.Done() {
+		return true
+	}
+	root := gjson.ParseBytes(ev.Data)
+	if root.Get("error").Exists() {
+		return true
+	}
+	started := false
+	root.Get("choices").ForEach(func(_, c gjson.Result) bool {
+		if fr := c.Get("finish_reason"); fr.Exists() && fr.Type != gjson.Null {
+			started = true
+			return false
+		}
+		d := c.Get("delta")
+		if s := d.Get("content"); s.Type == gjson.String && s.Str != "" {
+			started = true
+		} else if s := d.Get("refusal"); s.Type == gjson.String && s.Str != "" {
+			started = true
+		} else if d.Get("tool_calls").Exists() || d.Get("function_call").Exists() {
+			started = true
+		}
+		return !started
+	})
+	return started
+}
+
+// primedReader replays the events held before the first token, then
+// reads on.
+type primedReader struct {
+	early []sse.Event
+	rd    *sse.Reader
+}
+
+func (p *primedReader) Next() (sse.Event, error) {
+	if len(p.early) > 0 {
+		ev := p.early[0]
+		p.early = p.early[1:]
+		return ev, nil
+	}
+	return p.rd.Next()
+}

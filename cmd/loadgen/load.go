@@ -224,7 +224,8 @@ type streamsResult struct {
 	maxOpen    int64 // most streams open (headers received, [DONE] not yet) at one time
 	peakRSS    int64 // the server's highest RSS sampled meanwhile
 	firstErr   error
-	took       time.Duration
+	ramp       time.Duration // until the last stream was started
+	length     time.Duration // median stream length
 }
 
 // manyStreams opens n streams (dialing at most ramp a second, so the
@@ -233,6 +234,7 @@ type streamsResult struct {
 func manyStreams(ctx context.Context, url string, h http.Header, bodies [][]byte, n, ramp int, s *server) streamsResult {
 	var (
 		res      streamsResult
+		lengths  []time.Duration
 		open     atomic.Int64
 		maxOpen  atomic.Int64
 		mu       sync.Mutex
@@ -263,6 +265,7 @@ func manyStreams(ctx context.Context, url string, h http.Header, bodies [][]byte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			began := time.Now()
 			err := oneStream(ctx, url, h, bodies[i%len(bodies)], func() {
 				cur := open.Add(1)
 				for m := maxOpen.Load(); cur > m && !maxOpen.CompareAndSwap(m, cur); m = maxOpen.Load() {
@@ -270,6 +273,7 @@ func manyStreams(ctx context.Context, url string, h http.Header, bodies [][]byte
 			}, func() { open.Add(-1) })
 			mu.Lock()
 			defer mu.Unlock()
+			lengths = append(lengths, time.Since(began))
 			if err != nil {
 				res.failed++
 				if res.firstErr == nil {
@@ -280,11 +284,12 @@ func manyStreams(ctx context.Context, url string, h http.Header, bodies [][]byte
 			res.ok++
 		}()
 	}
+	res.ramp = time.Since(begin)
 	wg.Wait()
 	close(stopPeak)
 	res.peakRSS = <-peakOut
 	res.maxOpen = maxOpen.Load()
-	res.took = time.Since(begin)
+	res.length = quantile(lengths, 0.5)
 	return res
 }
 

@@ -203,20 +203,28 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		rep.stream.s = append(rep.stream.s, summarize(rs))
 	}
 	if o.streams > 0 {
-		// 200 tokens at 20 a second: each stream lasts 10 s, longer than
-		// the ramp of 5,000 at 1,000 a second.
-		slow := chatBodies("gpt-4o-slow", true, "[[sim:tokens=200]] ", questions)
+		// 40 tokens at 2 a second: each stream lasts 20 s, longer than the
+		// ramp (5,000 at 1,000 a second), at 10,000 events a second in all.
+		slow := chatBodies("gpt-4o-slow", true, "[[sim:tokens=40]] ", questions)
 		for i, t := range ts[1:] {
 			servers[i+1].resetPeakRSS()
-			var prof <-chan error
+			var prof, vars <-chan error
 			if t.name == "groundgate" && o.pprof != "" {
-				// the heap when the last streams are open
-				prof = c.profileAfter(ctx, time.Duration(o.streams)*time.Second/time.Duration(o.ramp), "heap", filepath.Join(o.pprof, "gateway.heap.pprof"))
+				// ten seconds after the last stream opened: all are open
+				at := time.Duration(o.streams)*time.Second/time.Duration(o.ramp) + 10*time.Second
+				prof = c.profileAfter(ctx, at, "heap", filepath.Join(o.pprof, "gateway.heap.pprof"))
+				// Go's memory statistics (stacks, heap in use, released)
+				vars = c.fetchAfter(ctx, at, "/debug/vars", filepath.Join(o.pprof, "gateway.vars.json"))
 			}
 			r := manyStreams(ctx, t.slowURL, t.header, slow, o.streams, o.ramp, servers[i+1])
 			if prof != nil {
 				if err := <-prof; err != nil {
 					return 0, fmt.Errorf("heap profile: %v", err)
+				}
+			}
+			if vars != nil {
+				if err := <-vars; err != nil {
+					return 0, fmt.Errorf("runtime memory statistics: %v", err)
 				}
 			}
 			r.peakRSS = max(r.peakRSS, servers[i+1].peakRSS())

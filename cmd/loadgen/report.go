@@ -124,6 +124,20 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 			fmt.Fprintf(w, "%d / %d\t", m.ok, m.failed)
 		}
 		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  ramp / stream length s\t-\t")
+		for _, m := range r.many {
+			fmt.Fprintf(w, "%.1f / %.1f\t", m.ramp.Seconds(), m.length.Seconds())
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  RSS per open stream\t-\t")
+		for _, m := range r.many {
+			per := int64(0)
+			if m.maxOpen > 0 {
+				per = m.peakRSS / m.maxOpen
+			}
+			fmt.Fprintf(w, "%d KB\t", per>>10)
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 

@@ -287,6 +287,11 @@ func (c *cluster) profile(ctx context.Context, what, path string) <-chan error {
 }
 
 func (c *cluster) profileAfter(ctx context.Context, wait time.Duration, what, path string) <-chan error {
+	return c.fetchAfter(ctx, wait, "/debug/pprof/"+what, path)
+}
+
+// fetchAfter fetches an admin endpoint into path after wait.
+func (c *cluster) fetchAfter(ctx context.Context, wait time.Duration, endpoint, path string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		select {
@@ -295,7 +300,7 @@ func (c *cluster) profileAfter(ctx context.Context, wait time.Duration, what, pa
 			done <- ctx.Err()
 			return
 		}
-		done <- fetchTo(ctx, "http://127.0.0.1:"+strconv.Itoa(c.p.Admin)+"/debug/pprof/"+what, path)
+		done <- fetchTo(ctx, "http://127.0.0.1:"+strconv.Itoa(c.p.Admin)+endpoint, path)
 	}()
 	return done
 }

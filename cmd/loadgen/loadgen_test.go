@@ -65,10 +65,10 @@ func TestReadStream(t *testing.T) {
 func TestParseFlags(t *testing.T) {
 	var errOut bytes.Buffer
 	o, err := parseFlags([]string{"-rates", "200, 500", "-duration", "3s"}, &errOut)
-	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 {
+	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 || o.tokens != 40 {
 		t.Fatalf("%+v %v", o, err)
 	}
-	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"extra"}} {
 		if _, err := parseFlags(bad, &errOut); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
@@ -87,7 +87,7 @@ func TestHarnessRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200,
+	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200, tokens: 4,
 		questions: "../../sampledata/eval/questions.json"}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -54,6 +54,7 @@ type options struct {
 	check      bool
 	pprof      string
 	questions  string
+	tokens     int // tokens of each slow stream (2 a second)
 }
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
@@ -66,6 +67,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.streamRate, "stream-rate", 200, "rate of streamed requests for time to first token (req/s)")
 	fs.IntVar(&o.streams, "streams", 5000, "concurrent slow streams held open at once (0: skip)")
 	fs.IntVar(&o.ramp, "ramp", 1000, "streams opened per second while ramping up")
+	fs.IntVar(&o.tokens, "stream-tokens", 40, "tokens of each concurrent slow stream, sent 2 a second")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, server logs, audit file)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
@@ -86,8 +88,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	switch {
 	case o.duration <= 0:
 		return o, fmt.Errorf("-duration must be positive")
-	case o.workers <= 0 || o.streamRate <= 0 || o.ramp <= 0 || o.streams < 0:
-		return o, fmt.Errorf("-workers, -stream-rate and -ramp must be positive, -streams not negative")
+	case o.workers <= 0 || o.streamRate <= 0 || o.ramp <= 0 || o.streams < 0 || o.tokens <= 0:
+		return o, fmt.Errorf("-workers, -stream-rate, -ramp and -stream-tokens must be positive, -streams not negative")
 	}
 	return o, nil
 }
@@ -203,9 +205,10 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		rep.stream.s = append(rep.stream.s, summarize(rs))
 	}
 	if o.streams > 0 {
-		// 40 tokens at 2 a second: each stream lasts 20 s, longer than the
-		// ramp (5,000 at 1,000 a second), at 10,000 events a second in all.
-		slow := chatBodies("gpt-4o-slow", true, "[[sim:tokens=40]] ", questions)
+		// By default 40 tokens at 2 a second: each stream lasts 20 s,
+		// longer than the ramp (5,000 at 1,000 a second), at 10,000 events
+		// a second in all.
+		slow := chatBodies("gpt-4o-slow", true, "[[sim:tokens="+strconv.Itoa(o.tokens)+"]] ", questions)
 		for i, t := range ts[1:] {
 			servers[i+1].resetPeakRSS()
 			var prof, vars <-chan error

@@ -310,7 +310,7 @@ func otherRun(s string, i int, c0 uint8, w0 int) int {
 
 // bpe counts tokens for one encoding.
 type bpe struct {
-	ranks map[string]int
+	ranks *rankTable
 	o200k bool // o200k_base pre-tokenizer, else cl100k_base
 }
 
@@ -360,7 +360,7 @@ func (b *bpe) pieceCount(p string) int {
 	if len(p) == 1 {
 		return 1 // every byte is a token
 	}
-	if _, ok := b.ranks[p]; ok {
+	if _, ok := b.ranks.get(p); ok {
 		return 1
 	}
 	if len(p) <= smallPiece {
@@ -370,7 +370,7 @@ func (b *bpe) pieceCount(p string) int {
 }
 
 func (b *bpe) rank(p string) int32 {
-	if r, ok := b.ranks[p]; ok {
+	if r, ok := b.ranks.get(p); ok {
 		return int32(r)
 	}
 	return noRank

@@ -163,7 +163,7 @@ func TestOracleHeapMerge(t *testing.T) {
 				}
 				if j-i == 1 {
 					got++
-				} else if _, ok := e.core.ranks[r.S[i:j]]; ok {
+				} else if _, ok := e.core.ranks.get(r.S[i:j]); ok {
 					got++
 				} else {
 					got += e.core.mergeHeap(r.S[i:j])

@@ -129,9 +129,13 @@ func load(name, file string, o200k bool, funcInit int) (*Encoder, error) {
 			return nil, fmt.Errorf("tokens: %s: byte %#x has no rank", name, c)
 		}
 	}
+	table, err := newRankTable(ranks)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %s: %w", name, err)
+	}
 	return &Encoder{
 		name:     name,
-		core:     &bpe{ranks: ranks, o200k: o200k},
+		core:     &bpe{ranks: table, o200k: o200k},
 		cache:    newCountCache(),
 		funcInit: funcInit,
 	}, nil

@@ -54,12 +54,13 @@ type Gateway struct {
 	MaxResponseBody int64 `json:"max_response_body,omitempty"`
 
 	// Timeout is the total time allowed to obtain an upstream response,
-	// retries and failover included (for streams: until the response
-	// headers). Default: 120s.
+	// retries and failover included (for streams: until the first
+	// token). Default: 120s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// AttemptTimeout bounds one upstream attempt until its response
-	// headers (non-streamed: until its whole body). Default: 60s.
+	// AttemptTimeout bounds one upstream attempt: until its whole body,
+	// or for a stream until its first token (a stream that has not sent
+	// one by then fails over). Default: 60s.
 	AttemptTimeout caddy.Duration `json:"attempt_timeout,omitempty"`
 
 	// StreamIdleTimeout ends a stream whose upstream sends nothing for

@@ -113,15 +113,21 @@ func (e *Encoder) countMessage(m gjson.Result) int {
 	if !m.IsObject() {
 		return n
 	}
-	m.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	// members, not m.ForEach: see rawjson.go.
+	members(m.Raw, func(k, raw string) {
+		switch k {
 		case "role":
-			n += e.countString(v)
+			n += e.countValue(raw)
 		case "name":
-			n += tokensPerName + e.countString(v)
+			n += tokensPerName + e.countValue(raw)
 		case "content":
-			n += e.countContent(v)
+			if raw[0] == '"' {
+				n += e.countRawString(raw)
+			} else {
+				n += e.countContent(gjson.Parse(raw))
+			}
 		case "tool_calls":
+			v := gjson.Parse(raw)
 			if !v.IsArray() {
 				break
 			}
@@ -130,9 +136,8 @@ func (e *Encoder) countMessage(m gjson.Result) int {
 				return true
 			})
 		case "function_call":
-			n += e.countFunctionCall(v)
+			n += e.countFunctionCall(gjson.Parse(raw))
 		}
-		return true
 	})
 	return n
 }

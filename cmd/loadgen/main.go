@@ -55,6 +55,7 @@ type options struct {
 	pprof      string
 	questions  string
 	tokens     int // tokens of each slow stream (2 a second)
+	rounds     int // rounds of each rate and saturation phase
 }
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
@@ -68,6 +69,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.streams, "streams", 5000, "concurrent slow streams held open at once (0: skip)")
 	fs.IntVar(&o.ramp, "ramp", 1000, "streams opened per second while ramping up")
 	fs.IntVar(&o.tokens, "stream-tokens", 40, "tokens of each concurrent slow stream, sent 2 a second")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds that take the targets in turn in each rate and saturation phase (-duration in all)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, server logs, audit file)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
@@ -88,8 +90,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	switch {
 	case o.duration <= 0:
 		return o, fmt.Errorf("-duration must be positive")
-	case o.workers <= 0 || o.streamRate <= 0 || o.ramp <= 0 || o.streams < 0 || o.tokens <= 0:
-		return o, fmt.Errorf("-workers, -stream-rate, -ramp and -stream-tokens must be positive, -streams not negative")
+	case o.workers <= 0 || o.streamRate <= 0 || o.ramp <= 0 || o.streams < 0 || o.tokens <= 0 || o.rounds <= 0:
+		return o, fmt.Errorf("-workers, -stream-rate, -ramp, -stream-tokens and -rounds must be positive, -streams not negative")
 	}
 	return o, nil
 }
@@ -160,44 +162,73 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 	}
 
 	rep := &report{targets: ts}
+	// Each phase runs in rounds that take the targets in turn, so a slow
+	// spell of the machine falls on all of them alike: latencies are
+	// pooled over the rounds, throughput is the median round's.
+	slice := o.duration / time.Duration(o.rounds)
 	for _, rate := range o.rates {
 		row := phase{name: fmt.Sprintf("%d req/s", rate)}
+		rs := make([][]result, len(ts))
+		cpu := make([]cpuUse, len(ts))
+		peak := make([]int64, len(ts))
+		for range o.rounds {
+			for i, t := range ts {
+				servers[i].resetPeakRSS()
+				meter := c.cpuMeter(servers[i])
+				r := openLoop(ctx, client, t.url, t.header, body, false, rate, slice)
+				rs[i] = append(rs[i], r...)
+				cpu[i] = cpu[i].add(meter(len(r)), o.rounds)
+				peak[i] = max(peak[i], servers[i].peakRSS())
+			}
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+		}
+		for i := range ts {
+			row.s = append(row.s, summarize(rs[i]))
+		}
+		row.rss, row.cpu = peak, cpu
+		rep.rates = append(rep.rates, row)
+	}
+	satLat := make([][]result, len(ts))
+	satOK, satFailed := make([]int, len(ts)), make([]int, len(ts))
+	satRPS := make([][]float64, len(ts))
+	rep.sat.cpu = make([]cpuUse, len(ts))
+	rep.sat.rss = make([]int64, len(ts))
+	for round := range o.rounds {
 		for i, t := range ts {
 			servers[i].resetPeakRSS()
-			cpu := c.cpuMeter(servers[i])
-			rs := openLoop(ctx, client, t.url, t.header, body, false, rate, o.duration)
-			row.s = append(row.s, summarize(rs))
-			row.rss = append(row.rss, servers[i].peakRSS())
-			row.cpu = append(row.cpu, cpu(len(rs)))
+			var prof <-chan error
+			if t.name == "groundgate" && o.pprof != "" && round == 0 {
+				prof = c.profile(ctx, "profile?seconds="+strconv.Itoa(max(1, int(slice.Seconds())-1)), filepath.Join(o.pprof, "gateway.cpu.pprof"))
+			}
+			meter := c.cpuMeter(servers[i])
+			ok, failed, rps, lat := closedLoop(ctx, client, t.url, t.header, body, o.workers, slice)
+			rep.sat.cpu[i] = rep.sat.cpu[i].add(meter(int(ok+failed)), o.rounds)
+			satLat[i] = append(satLat[i], lat...)
+			satOK[i] += int(ok)
+			satFailed[i] += int(failed)
+			satRPS[i] = append(satRPS[i], rps)
+			rep.sat.rss[i] = max(rep.sat.rss[i], servers[i].peakRSS())
+			if prof != nil {
+				if err := <-prof; err != nil {
+					return 0, fmt.Errorf("CPU profile: %v", err)
+				}
+				// every allocation since the start, mostly this phase's
+				if err := <-c.profile(ctx, "allocs", filepath.Join(o.pprof, "gateway.allocs.pprof")); err != nil {
+					return 0, fmt.Errorf("allocs profile: %v", err)
+				}
+			}
 		}
-		rep.rates = append(rep.rates, row)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
 	}
-	for i, t := range ts {
-		servers[i].resetPeakRSS()
-		var prof <-chan error
-		if t.name == "groundgate" && o.pprof != "" {
-			prof = c.profile(ctx, "profile?seconds="+strconv.Itoa(max(1, int(o.duration.Seconds())-1)), filepath.Join(o.pprof, "gateway.cpu.pprof"))
-		}
-		cpu := c.cpuMeter(servers[i])
-		ok, failed, rps, lat := closedLoop(ctx, client, t.url, t.header, body, o.workers, o.duration)
-		rep.sat.cpu = append(rep.sat.cpu, cpu(int(ok+failed)))
-		s := summarize(lat)
-		s.n, s.failed = int(ok), int(failed)
+	for i := range ts {
+		s := summarize(satLat[i])
+		s.n, s.failed = satOK[i], satFailed[i]
 		rep.sat.s = append(rep.sat.s, s)
-		rep.sat.rss = append(rep.sat.rss, servers[i].peakRSS())
-		rep.rps = append(rep.rps, rps)
-		if prof != nil {
-			if err := <-prof; err != nil {
-				return 0, fmt.Errorf("CPU profile: %v", err)
-			}
-			// every allocation since the start, mostly this phase's
-			if err := <-c.profile(ctx, "allocs", filepath.Join(o.pprof, "gateway.allocs.pprof")); err != nil {
-				return 0, fmt.Errorf("allocs profile: %v", err)
-			}
-		}
+		rep.rps = append(rep.rps, median(satRPS[i]))
 	}
 	rep.stream.name = fmt.Sprintf("streams %d req/s", o.streamRate)
 	for _, t := range ts {

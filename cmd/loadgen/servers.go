@@ -336,6 +336,11 @@ func fetchTo(ctx context.Context, url, path string) error {
 // the target, and of the simulator behind it.
 type cpuUse struct{ server, simulator time.Duration }
 
+// add adds u's share of one of n rounds.
+func (c cpuUse) add(u cpuUse, n int) cpuUse {
+	return cpuUse{c.server + u.server/time.Duration(n), c.simulator + u.simulator/time.Duration(n)}
+}
+
 // cpuMeter starts measuring the CPU time s and the simulator use; the
 // function it returns ends the measure over n requests.
 func (c *cluster) cpuMeter(s *server) func(n int) cpuUse {

@@ -47,3 +47,14 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	i := int(q*float64(len(d))+0.999999) - 1
 	return d[max(0, min(i, len(d)-1))]
 }
+
+// median is the median of v (the lower middle of an even count); 0 for
+// none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}

@@ -162,7 +162,8 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 	}
 
 	rep := &report{targets: ts}
-	// Each phase runs in rounds that take the targets in turn, so a slow
+	// Each phase but the concurrent streams runs in rounds that take the
+	// targets in turn, so a slow
 	// spell of the machine falls on all of them alike: latencies are
 	// pooled over the rounds, throughput is the median round's.
 	slice := o.duration / time.Duration(o.rounds)
@@ -231,9 +232,14 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		rep.rps = append(rep.rps, median(satRPS[i]))
 	}
 	rep.stream.name = fmt.Sprintf("streams %d req/s", o.streamRate)
-	for _, t := range ts {
-		rs := openLoop(ctx, client, t.url, t.header, streamBody, true, o.streamRate, o.duration)
-		rep.stream.s = append(rep.stream.s, summarize(rs))
+	streamRS := make([][]result, len(ts))
+	for range o.rounds {
+		for i, t := range ts {
+			streamRS[i] = append(streamRS[i], openLoop(ctx, client, t.url, t.header, streamBody, true, o.streamRate, slice)...)
+		}
+	}
+	for i := range ts {
+		rep.stream.s = append(rep.stream.s, summarize(streamRS[i]))
 	}
 	if o.streams > 0 {
 		// By default 40 tokens at 2 a second: each stream lasts 20 s,

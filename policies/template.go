@@ -297,6 +297,23 @@ func (rs Records) Numbers() []string {
 // Articles prints as every article fenced, one after another.
 type Articles []ArticleView
 
+// Format prints the articles as String does, straight into the
+// template's output: {{.Articles}} goes through fmt, which calls Format
+// before String, so the kept text of each article is copied once rather
+// than joined into a string of its own first.
+func (as Articles) Format(f fmt.State, _ rune) {
+	for i, a := range as {
+		if i > 0 {
+			_, _ = f.Write([]byte("\n\n"))
+		}
+		if s, ok := a.a.cachedPrint(); ok {
+			_, _ = f.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
+			continue
+		}
+		_, _ = f.Write(a.appendTo(make([]byte, 0, a.size())))
+	}
+}
+
 func (as Articles) String() string {
 	n := 0
 	for _, a := range as {

@@ -337,4 +337,10 @@ func TestArticlePrinted(t *testing.T) {
 	if got, want := render(a, b), fresh+"\n\n"+render(b); got != want {
 		t.Errorf("two articles\n%s\nwant\n%s", got, want)
 	}
+	// Format (what templates print through) and String agree, kept
+	// renderings or not.
+	as := Articles{ArticleView{&a}, ArticleView{&b}, ArticleView{&c}}
+	if got, want := fmt.Sprint(as), as.String(); got != want {
+		t.Errorf("Format\n%s\nString\n%s", got, want)
+	}
 }

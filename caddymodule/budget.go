@@ -219,7 +219,7 @@ func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, err
 	}
 	prompt := int64(ex.promptCount)
 	if prompt == 0 {
-		n, err := enc.CountChat(body)
+		n, err := enc.CountChatValid(body) // validated by wire.ParseChat
 		if err != nil {
 			return tokenEstimate{}, wire.BadRequest("messages", "invalid_value", err.Error())
 		}

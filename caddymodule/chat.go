@@ -144,7 +144,7 @@ func (ex *exchange) countUsage() {
 			zap.String("model", ex.model.alias), zap.String("tokenizer", ex.model.tokenizer))
 		return
 	}
-	if n, err := enc.CountChat(ex.sent); err == nil {
+	if n, err := enc.CountChatValid(ex.sent); err == nil {
 		ex.promptTokens = int64(n)
 	}
 	ex.completionTokens = int64(enc.Count(string(ex.answer)))

@@ -135,7 +135,7 @@ func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) 
 		if err != nil {
 			return nil, fmt.Errorf("policy %q limits prompt tokens but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
 		}
-		n, err := enc.CountChat(body)
+		n, err := enc.CountChatValid(body) // validated by wire.ParseChat
 		if err != nil {
 			return nil, wire.BadRequest("messages", "invalid_value", err.Error())
 		}

@@ -142,3 +142,34 @@ func TestContentSafetyCaddyfile(t *testing.T) {
 		t.Errorf("misspelt subdirective: %v", err)
 	}
 }
+
+// TestAzureContentSafetyOnStreams checks that azure_content_safety judges
+// a streamed answer whole: nothing of a violent answer reaches the client,
+// the stream ends with finish_reason content_filter and [DONE], and a
+// clean answer arrives whole.
+func TestAzureContentSafetyOnStreams(t *testing.T) {
+	var down atomic.Bool
+	cs := contentSafetyFake(t, &down)
+	t.Setenv("GG_TEST_CS_KEY", "cs-key")
+	g, main := filteredGateway(t, "name: p\ndefault: true\nfilters: [cs]\n", map[string]string{
+		"cs": `{"filter":"azure_content_safety","endpoint":"` + cs.URL + `","api_key":"{env.GG_TEST_CS_KEY}","actions":{"output":"block"},"prompt_shields":false}`,
+	})
+	stream := func(answer string) (string, string) {
+		main.handler = chunkedStream(answer, 3)
+		r := do(t, g, "POST", "/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		text, finish := streamed(t, r.body)
+		if finish == "content_filter" && !strings.Contains(r.body, `"violence":{"filtered":true,"severity":"high"}`) {
+			t.Errorf("blocked stream without Azure's verdict: %s", r.body)
+		}
+		return text, finish
+	}
+	if text, finish := stream("The repair is covered by the warranty."); text != "The repair is covered by the warranty." || finish != "stop" {
+		t.Errorf("clean answer: %q, finish %q", text, finish)
+	}
+	if text, finish := stream("Here is a VIOLENT answer in pieces."); text != "" || finish != "content_filter" {
+		t.Errorf("violent answer: %q reached the client, finish %q", text, finish)
+	}
+}

@@ -40,6 +40,10 @@ import (
 
 	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/tokens"
+
+	"github.com/groundgate/groundgate/entra"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 func init() {
@@ -282,15 +286,9 @@ func (s *AzureSearch) provisionEntra(resolve func(name, v string) (string, error
 	if !strings.Contains(e.ClientSecret, "{") {
 		s.logger.Warn("azure_search entra client_secret is written in the config; use a placeholder")
 	}
-	key := tokenKey(tokenURL, clientID, secret, scope)
-	val, _, err := tokenPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newTokenSource(tokenURL, clientID, secret, scope, newHTTPClient()), nil
-	})
-	if err != nil {
-		return fmt.Errorf("azure_search: token source: %v", err)
-	}
+	tokens, key := entra.Shared(tokenURL, clientID, secret, scope, newHTTPClient)
 	s.poolKey = key
-	s.creds = tokenCreds{ts: val.(*tokenSource)}
+	s.creds = tokenCreds{ts: tokens}
 	return nil
 }
 
@@ -433,7 +431,7 @@ func (s *AzureSearch) Cleanup() error {
 	if s.poolKey == "" {
 		return nil
 	}
-	_, err := tokenPool.Delete(s.poolKey)
+	err := entra.Release(s.poolKey)
 	s.poolKey = ""
 	return err
 }
@@ -443,7 +441,7 @@ func (s *AzureSearch) Cleanup() error {
 func checkURL(name, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil {
-		return nil, fmt.Errorf("azure_search: %s %q is not a URL like https://host", name, redactURL(raw))
+		return nil, fmt.Errorf("azure_search: %s %q is not a URL like https://host", name, wire.RedactURL(raw))
 	}
 	switch u.Scheme {
 	case "https":

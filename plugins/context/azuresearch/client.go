@@ -13,6 +13,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/entra"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 const (
@@ -43,7 +47,7 @@ func (k keyCreds) apply(_ context.Context, h http.Header) (string, error) {
 
 func (keyCreds) refused(string) {}
 
-type tokenCreds struct{ ts *tokenSource }
+type tokenCreds struct{ ts *entra.Source }
 
 func (c tokenCreds) apply(ctx context.Context, h http.Header) (string, error) {
 	tok, err := c.ts.Token(ctx)
@@ -94,10 +98,10 @@ func apiError(op string, status int, body []byte) *Error {
 	e := &Error{Op: op, Status: status}
 	if gjson.ValidBytes(body) {
 		r := gjson.ParseBytes(body).Get("error")
-		e.Code = oneLine(r.Get("code").String(), 100)
-		e.Message = oneLine(r.Get("message").String(), 500)
+		e.Code = wire.OneLine(r.Get("code").String(), 100)
+		e.Message = wire.OneLine(r.Get("message").String(), 500)
 	} else if t := strings.TrimSpace(string(body)); t != "" && utf8.ValidString(t) && t[0] != '<' {
-		e.Message = oneLine(t, 200)
+		e.Message = wire.OneLine(t, 200)
 	}
 	return e
 }
@@ -177,7 +181,7 @@ func (c *client) once(ctx context.Context, rawURL string, body []byte, creds cre
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, nil, tok, unwrapURLError(err)
+		return 0, nil, nil, tok, wire.UnwrapURLError(err)
 	}
 	defer resp.Body.Close()
 	data, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 const (
@@ -88,10 +90,10 @@ func apiError(op string, status int, body []byte) *Error {
 	e := &Error{Op: op, Status: status}
 	if gjson.ValidBytes(body) {
 		r := gjson.ParseBytes(body).Get("error")
-		e.Code = oneLine(r.Get("code").String(), 100)
-		e.Message = oneLine(r.Get("message").String(), 500)
+		e.Code = wire.OneLine(r.Get("code").String(), 100)
+		e.Message = wire.OneLine(r.Get("message").String(), 500)
 	} else if t := strings.TrimSpace(string(body)); t != "" && utf8.ValidString(t) && t[0] != '<' {
-		e.Message = oneLine(t, 200) // a proxy's plain-text answer; HTML pages are left out
+		e.Message = wire.OneLine(t, 200) // a proxy's plain-text answer; HTML pages are left out
 	}
 	return e
 }
@@ -180,7 +182,7 @@ func (c *client) once(ctx context.Context, method, rawURL string, body []byte, p
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, nil, tok, unwrapURLError(err)
+		return 0, nil, nil, tok, wire.UnwrapURLError(err)
 	}
 	defer resp.Body.Close()
 	data, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))

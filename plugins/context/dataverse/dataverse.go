@@ -45,6 +45,10 @@ import (
 
 	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/tokens"
+
+	"github.com/groundgate/groundgate/entra"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 func init() {
@@ -242,20 +246,14 @@ func (d *Dataverse) Provision(ctx caddy.Context) error {
 	}
 
 	httpClient := newHTTPClient()
-	key := tokenKey(tokenURL, clientID, secret, scope)
-	val, _, err := tokenPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newTokenSource(tokenURL, clientID, secret, scope, newHTTPClient()), nil
-	})
-	if err != nil {
-		return fmt.Errorf("dataverse: token source: %v", err)
-	}
+	tokens, key := entra.Shared(tokenURL, clientID, secret, scope, newHTTPClient)
 	d.poolKey = key
 	d.c = &client{
 		env:      base,
 		api:      base + "/api/data/" + version + "/",
 		origin:   base,
 		http:     httpClient,
-		tokens:   val.(*tokenSource),
+		tokens:   tokens,
 		timeout:  timeout,
 		pageSize: pageSize,
 		maxPages: maxPages,
@@ -370,7 +368,7 @@ func (d *Dataverse) Cleanup() error {
 	if d.poolKey == "" {
 		return nil
 	}
-	_, err := tokenPool.Delete(d.poolKey)
+	err := entra.Release(d.poolKey)
 	d.poolKey = ""
 	return err
 }
@@ -383,7 +381,7 @@ func (d *Dataverse) SearchEnabled() bool { return d.search != nil }
 func checkURL(name, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil {
-		return nil, fmt.Errorf("dataverse: %s %q is not a URL like https://host", name, redactURL(raw))
+		return nil, fmt.Errorf("dataverse: %s %q is not a URL like https://host", name, wire.RedactURL(raw))
 	}
 	switch u.Scheme {
 	case "https":

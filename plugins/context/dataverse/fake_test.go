@@ -45,7 +45,6 @@ type fakeDataverse struct {
 	searchOmits map[string]bool
 
 	tokenCalls atomic.Int64
-	tokenGate  chan struct{} // when set, token requests wait for it
 	apiCalls   atomic.Int64
 }
 
@@ -134,9 +133,6 @@ func (f *fakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeDataverse) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.tokenCalls.Add(1)
-	if f.tokenGate != nil {
-		<-f.tokenGate
-	}
 	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
 		f.t.Errorf("token request %s with Content-Type %q", r.Method, r.Header.Get("Content-Type"))
 	}

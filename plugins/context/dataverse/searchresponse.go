@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 // searchItem is one result of Dataverse search.
@@ -103,7 +105,7 @@ func parseSearchResponse(data []byte) ([]searchItem, error) {
 // with code and message in either case.
 func searchErrorText(e gjson.Result) string {
 	if e.Type == gjson.String {
-		return oneLine(e.Str, 500)
+		return wire.OneLine(e.Str, 500)
 	}
 	msg := e.Get("message").String()
 	if msg == "" {
@@ -115,11 +117,11 @@ func searchErrorText(e gjson.Result) string {
 	}
 	switch {
 	case code != "" && msg != "":
-		return oneLine(code+": "+msg, 500)
+		return wire.OneLine(code+": "+msg, 500)
 	case msg != "":
-		return oneLine(msg, 500)
+		return wire.OneLine(msg, 500)
 	case code != "":
-		return oneLine(code, 500)
+		return wire.OneLine(code, 500)
 	}
-	return oneLine(e.Raw, 500)
+	return wire.OneLine(e.Raw, 500)
 }

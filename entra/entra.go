@@ -1,4 +1,8 @@
-package azuresearch
+// Package entra fetches Microsoft Entra ID client-credentials tokens for
+// the gateway's calls to Azure (Azure OpenAI, Dataverse, Azure AI Search)
+// and caches them: one Source per identity, shared across modules and
+// config reloads through a usage pool.
+package entra
 
 import (
 	"context"
@@ -11,29 +15,50 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
-// tokenPool shares token sources across config reloads, keyed by identity
-// (token URL, client id, scope and a hash of the secret): a reload that
-// keeps the credentials keeps the cached token, and two modules with the
-// same credentials fetch one token.
-var tokenPool = caddy.NewUsagePool()
+// pool shares sources across config reloads, keyed by identity (token
+// URL, client id, scope and a hash of the secret): a reload that keeps the
+// credentials keeps the cached token, and two modules with the same
+// credentials fetch one token.
+var pool = caddy.NewUsagePool()
 
-// tokenTimeout bounds one request to the token endpoint. It runs detached
+// Shared returns the pooled Source for this identity, creating it with
+// newClient's client on first use, and the key to Release when the config
+// that asked is cleaned up.
+func Shared(tokenURL, clientID, secret, scope string, newClient func() *http.Client) (*Source, string) {
+	key := Key(tokenURL, clientID, secret, scope)
+	val, _, _ := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return New(tokenURL, clientID, secret, scope, newClient()), nil
+	})
+	return val.(*Source), key
+}
+
+// Release gives back a config's hold on a pooled Source.
+func Release(key string) error {
+	_, err := pool.Delete(key)
+	return err
+}
+
+// References reports how many configs hold the pooled Source of key.
+func References(key string) (int, bool) { return pool.References(key) }
+
+// fetchTimeout bounds one request to the token endpoint. It runs detached
 // from the caller (single flight), so one caller's short deadline does not
 // fail the others waiting for the same token.
-const tokenTimeout = 30 * time.Second
+const fetchTimeout = 30 * time.Second
 
-// tokenSource fetches Microsoft Entra ID client-credentials tokens and
-// caches them: a token is refreshed in the background once 80% of its
+// Source fetches Microsoft Entra ID client-credentials tokens and caches
+// them: a token is refreshed in the background once 80% of its
 // life has passed and fetched inline only when it has expired; concurrent
 // callers share one fetch. The secret and the token never appear in an
 // error or a log line.
-type tokenSource struct {
+type Source struct {
 	tokenURL string
 	form     string // the url-encoded client-credentials form (holds the secret)
 	client   *http.Client
@@ -52,8 +77,9 @@ type tokenCall struct {
 	err  error
 }
 
-func newTokenSource(tokenURL, clientID, secret, scope string, client *http.Client) *tokenSource {
-	return &tokenSource{
+// New returns a Source for one identity (not pooled: see Shared).
+func New(tokenURL, clientID, secret, scope string, client *http.Client) *Source {
+	return &Source{
 		tokenURL: tokenURL,
 		form: url.Values{
 			"grant_type":    {"client_credentials"},
@@ -66,18 +92,25 @@ func newTokenSource(tokenURL, clientID, secret, scope string, client *http.Clien
 	}
 }
 
-// tokenKey identifies a token source in tokenPool. The secret is hashed so
+// Key identifies a Source in the pool. The secret is hashed so
 // that the key can sit in memory dumps and debug output harmlessly.
-func tokenKey(tokenURL, clientID, secret, scope string) string {
+func Key(tokenURL, clientID, secret, scope string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return strings.Join([]string{tokenURL, clientID, scope, hex.EncodeToString(sum[:])}, "|")
 }
 
 // Destruct implements caddy.Destructor: nothing to release.
-func (*tokenSource) Destruct() error { return nil }
+func (*Source) Destruct() error { return nil }
+
+// SetClock replaces the time source (tests move time forward).
+func (ts *Source) SetClock(now func() time.Time) {
+	ts.mu.Lock()
+	ts.now = now
+	ts.mu.Unlock()
+}
 
 // Token returns a valid access token.
-func (ts *tokenSource) Token(ctx context.Context) (string, error) {
+func (ts *Source) Token(ctx context.Context) (string, error) {
 	ts.mu.Lock()
 	now := ts.now()
 	if ts.tok != "" && now.Before(ts.expires) {
@@ -103,7 +136,7 @@ func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 
 // Invalidate drops tok if it is still the cached token: the API refused
 // it (revoked, or the clock lied), so the next call fetches a new one.
-func (ts *tokenSource) Invalidate(tok string) {
+func (ts *Source) Invalidate(tok string) {
 	ts.mu.Lock()
 	if ts.tok == tok {
 		ts.tok = ""
@@ -112,11 +145,11 @@ func (ts *tokenSource) Invalidate(tok string) {
 }
 
 // startLocked starts the one fetch; ts.mu is held.
-func (ts *tokenSource) startLocked() *tokenCall {
+func (ts *Source) startLocked() *tokenCall {
 	c := &tokenCall{done: make(chan struct{})}
 	ts.inflight = c
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), tokenTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 		defer cancel()
 		tok, life, err := ts.fetch(ctx)
 		ts.mu.Lock()
@@ -137,13 +170,13 @@ func (ts *tokenSource) startLocked() *tokenCall {
 
 // setLocked stores a token that lives for life: it is used until 30s
 // before it expires (clock skew), refreshed when 20% of its life remains.
-func (ts *tokenSource) setLocked(tok string, life time.Duration) {
+func (ts *Source) setLocked(tok string, life time.Duration) {
 	now := ts.now()
 	margin := min(30*time.Second, life/4)
 	ts.tok, ts.expires, ts.refresh = tok, now.Add(life-margin), now.Add(life*4/5)
 }
 
-func (ts *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) {
+func (ts *Source) fetch(ctx context.Context) (string, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.tokenURL, strings.NewReader(ts.form))
 	if err != nil {
 		return "", 0, fmt.Errorf("entra token request: %v", err)
@@ -152,58 +185,26 @@ func (ts *tokenSource) fetch(ctx context.Context) (string, time.Duration, error)
 	req.Header.Set("Accept", "application/json")
 	resp, err := ts.client.Do(req)
 	if err != nil {
-		return "", 0, fmt.Errorf("entra token endpoint %s unreachable: %v", redactURL(ts.tokenURL), unwrapURLError(err))
+		return "", 0, fmt.Errorf("entra token endpoint %s unreachable: %v", wire.RedactURL(ts.tokenURL), wire.UnwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", 0, fmt.Errorf("entra token endpoint %s: reading the response: %v", redactURL(ts.tokenURL), err)
+		return "", 0, fmt.Errorf("entra token endpoint %s: reading the response: %v", wire.RedactURL(ts.tokenURL), err)
 	}
 	r := gjson.ParseBytes(body)
 	if resp.StatusCode != http.StatusOK {
 		// error and error_description describe the request; Entra never
 		// echoes the secret in them.
-		return "", 0, fmt.Errorf("entra token endpoint %s answered %d: %s: %s", redactURL(ts.tokenURL),
-			resp.StatusCode, oneLine(r.Get("error").String(), 100), oneLine(r.Get("error_description").String(), 300))
+		return "", 0, fmt.Errorf("entra token endpoint %s answered %d: %s: %s", wire.RedactURL(ts.tokenURL),
+			resp.StatusCode, wire.OneLine(r.Get("error").String(), 100), wire.OneLine(r.Get("error_description").String(), 300))
 	}
 	tok := r.Get("access_token").String()
 	life := time.Duration(r.Get("expires_in").Int()) * time.Second // a number, or a string in older endpoints
 	if tok == "" || life <= 0 {
-		return "", 0, fmt.Errorf("entra token endpoint %s: the response lacks access_token or expires_in", redactURL(ts.tokenURL))
+		return "", 0, fmt.Errorf("entra token endpoint %s: the response lacks access_token or expires_in", wire.RedactURL(ts.tokenURL))
 	}
 	return tok, life, nil
 }
 
-// redactURL keeps scheme, host and path: no query, no user info.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(unparsable URL)"
-	}
-	return u.Scheme + "://" + u.Host + u.Path
-}
-
-// oneLine keeps the first line of s, at most n bytes of it.
-func oneLine(s string, n int) string {
-	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > n {
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
-		s = s[:n] + "…"
-	}
-	return s
-}
-
-// unwrapURLError drops the URL that *url.Error carries: request URLs hold
-// record keys (user text) that do not belong in an error.
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
-}
-
-var _ caddy.Destructor = (*tokenSource)(nil)
+var _ caddy.Destructor = (*Source)(nil)

@@ -46,7 +46,7 @@ func (g *Gateway) provisionCache() error {
 	if err != nil {
 		return err
 	}
-	g.held = append(g.held, heldRef{memoryCaches, key})
+	g.hold(memoryCaches, key)
 	g.cache = v.(*respcache.Memory)
 	return nil
 }

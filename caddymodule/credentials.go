@@ -2,18 +2,13 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/entra"
 )
 
 // EntraConfig authenticates to Azure OpenAI with a Microsoft Entra ID
@@ -48,10 +43,10 @@ func (c apiKeyCreds) apply(_ context.Context, h http.Header) error {
 	return nil
 }
 
-type entraCreds struct{ src *tokenSource }
+type entraCreds struct{ src *entra.Source }
 
 func (c entraCreds) apply(ctx context.Context, h http.Header) error {
-	tok, err := c.src.token(ctx)
+	tok, err := c.src.Token(ctx)
 	if err != nil {
 		return err
 	}
@@ -101,119 +96,8 @@ func (g *Gateway) newEntraCreds(repl *caddy.Replacer, name string, ec *EntraConf
 		}
 		tokenURL = "https://login.microsoftonline.com/" + url.PathEscape(tenant) + "/oauth2/v2.0/token"
 	}
-	secretSum := sha256.Sum256([]byte(secret))
-	key := strings.Join([]string{tokenURL, clientID, scope, hex.EncodeToString(secretSum[:])}, "|")
 	// Tokens are shared by all configs (and survive reloads) per identity.
-	val, _, _ := tokenSources.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &tokenSource{tokenURL: tokenURL, form: url.Values{
-			"grant_type":    {"client_credentials"},
-			"client_id":     {clientID},
-			"client_secret": {secret},
-			"scope":         {scope},
-		}.Encode(), client: g.client, clock: time.Now}, nil
-	})
-	g.held = append(g.held, heldRef{tokenSources, key})
-	return entraCreds{src: val.(*tokenSource)}, nil
-}
-
-var tokenSources = caddy.NewUsagePool()
-
-// tokenSource caches one client-credentials token and refreshes it before
-// it expires: in the background when it is close to expiry, in the
-// caller's path only when it has expired.
-type tokenSource struct {
-	tokenURL string
-	form     string
-	client   *http.Client
-
-	mu         sync.Mutex
-	clock      func() time.Time // time.Now; tests move it
-	tok        string
-	expires    time.Time
-	refreshAt  time.Time
-	refreshing bool
-}
-
-func (*tokenSource) Destruct() error { return nil }
-
-func (ts *tokenSource) token(ctx context.Context) (string, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	t := ts.clock()
-	if ts.tok != "" && t.Before(ts.expires) {
-		if !t.Before(ts.refreshAt) && !ts.refreshing {
-			ts.refreshing = true
-			go ts.refreshInBackground()
-		}
-		return ts.tok, nil
-	}
-	// Expired or never fetched: fetch while holding the lock, so
-	// concurrent callers wait for one fetch instead of stampeding.
-	return ts.fetchLocked(ctx)
-}
-
-func (ts *tokenSource) refreshInBackground() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tok, exp, err := ts.request(ctx)
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.refreshing = false
-	if err == nil {
-		ts.set(tok, exp)
-	}
-}
-
-func (ts *tokenSource) fetchLocked(ctx context.Context) (string, error) {
-	tok, exp, err := ts.request(ctx)
-	if err != nil {
-		return "", err
-	}
-	ts.set(tok, exp)
-	return tok, nil
-}
-
-// set stores a token valid for exp and plans its refresh when 20% of
-// its life (at most 5 minutes) remains. The caller holds ts.mu.
-func (ts *tokenSource) set(tok string, exp time.Duration) {
-	t := ts.clock()
-	margin := min(exp/5, 5*time.Minute)
-	ts.tok, ts.expires, ts.refreshAt = tok, t.Add(exp-10*time.Second), t.Add(exp-margin)
-}
-
-func (ts *tokenSource) request(ctx context.Context) (string, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.tokenURL, strings.NewReader(ts.form))
-	if err != nil {
-		return "", 0, fmt.Errorf("entra token request: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		return "", 0, fmt.Errorf("entra token endpoint unreachable: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", 0, fmt.Errorf("entra token response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		// error and error_description never contain the secret.
-		r := gjson.ParseBytes(body)
-		return "", 0, fmt.Errorf("entra token endpoint answered %d: %s: %s", resp.StatusCode,
-			r.Get("error").Str, firstLine(r.Get("error_description").Str))
-	}
-	r := gjson.ParseBytes(body)
-	tok := r.Get("access_token").Str
-	exp := time.Duration(r.Get("expires_in").Int()) * time.Second
-	if tok == "" || exp <= 0 {
-		return "", 0, fmt.Errorf("entra token response lacks access_token or expires_in")
-	}
-	return tok, exp, nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		return s[:i]
-	}
-	return s
+	src, key := entra.Shared(tokenURL, clientID, secret, scope, func() *http.Client { return g.client })
+	g.held = append(g.held, func() { _ = entra.Release(key) })
+	return entraCreds{src: src}, nil
 }

@@ -55,9 +55,7 @@ func TestEntraTokenFetchedCachedAndRefreshed(t *testing.T) {
 	// Near expiry the token is refreshed in the background while the
 	// current one is still used; the next requests carry the new one.
 	ts := g.pools["main"].upstreams[0].creds.(entraCreds).src
-	ts.mu.Lock()
-	ts.clock = func() time.Time { return time.Now().Add(3599*time.Second - 4*time.Minute) }
-	ts.mu.Unlock()
+	ts.SetClock(func() time.Time { return time.Now().Add(3599*time.Second - 4*time.Minute) })
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		do(t, g, "POST", "/v1/chat/completions", chatBody)
@@ -74,9 +72,7 @@ func TestEntraTokenFetchedCachedAndRefreshed(t *testing.T) {
 		t.Fatalf("%d tokens issued, want 2 (one refresh)", n)
 	}
 	// Past expiry, a new token is fetched inline.
-	ts.mu.Lock()
-	ts.clock = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	ts.mu.Unlock()
+	ts.SetClock(func() time.Time { return time.Now().Add(2 * time.Hour) })
 	do(t, g, "POST", "/v1/chat/completions", chatBody)
 	req, _ = up.lastRequest()
 	if req.Header.Get("Authorization") != "Bearer tok-3" {

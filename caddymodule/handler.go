@@ -147,7 +147,7 @@ type Gateway struct {
 	client     *http.Client
 	transport  *http.Transport
 	logger     *zap.Logger
-	held       []heldRef // usage-pool entries this config holds
+	held       []func() // releases the usage-pool entries this config holds
 	policies   *policyState
 	store      budgets.Store
 	cache      respcache.Store
@@ -309,8 +309,8 @@ func (g *Gateway) Validate() error {
 // the old config keep their connections: idle ones only are closed, and
 // shared upstream state stays until the last config using it is gone.
 func (g *Gateway) Cleanup() error {
-	for _, h := range g.held {
-		_, _ = h.pool.Delete(h.key)
+	for _, release := range g.held {
+		release()
 	}
 	if g.transport != nil {
 		g.transport.CloseIdleConnections()

@@ -113,10 +113,9 @@ func (*upstreamState) Destruct() error { return nil }
 
 var upstreamStates = caddy.NewUsagePool()
 
-// heldRef is a usage-pool entry a config holds until its Cleanup.
-type heldRef struct {
-	pool *caddy.UsagePool
-	key  string
+// hold records a usage-pool entry the config holds until its Cleanup.
+func (g *Gateway) hold(pool *caddy.UsagePool, key string) {
+	g.held = append(g.held, func() { _, _ = pool.Delete(key) })
 }
 
 func (g *Gateway) provisionPools() error {
@@ -223,7 +222,7 @@ func (g *Gateway) upstreamState(u *upstream, base string) *upstreamState {
 			},
 		})}, nil
 	})
-	g.held = append(g.held, heldRef{upstreamStates, key})
+	g.hold(upstreamStates, key)
 	return val.(*upstreamState)
 }
 

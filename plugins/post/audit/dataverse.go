@@ -14,12 +14,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
 
+	"github.com/groundgate/groundgate/entra"
 	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/wire"
 )
@@ -150,7 +150,7 @@ type dataverseSink struct {
 	cfg    Dataverse
 	target string
 	client *http.Client
-	tok    *tokenSource
+	tok    *entra.Source
 	body   []byte
 }
 
@@ -160,7 +160,7 @@ func openDataverse(c Dataverse) *dataverseSink {
 		cfg:    c,
 		target: c.URL + "/api/data/" + c.APIVersion + "/" + c.EntitySet,
 		client: client,
-		tok:    newTokenSource(c.TokenURL, c.ClientID, c.ClientSecret, c.Scope, client),
+		tok:    entra.New(c.TokenURL, c.ClientID, c.ClientSecret, c.Scope, client),
 	}
 }
 
@@ -325,80 +325,4 @@ func scrub(err error) error {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
 	return err
-}
-
-// tokenSource fetches and caches Entra ID client-credentials tokens. Only
-// the sink's worker calls it, so a mutex is enough; the secret and the
-// token never appear in an error.
-type tokenSource struct {
-	tokenURL string
-	form     string
-	client   *http.Client
-
-	mu      sync.Mutex
-	tok     string
-	expires time.Time
-}
-
-func newTokenSource(tokenURL, clientID, secret, scope string, client *http.Client) *tokenSource {
-	return &tokenSource{
-		tokenURL: tokenURL,
-		form: url.Values{
-			"grant_type":    {"client_credentials"},
-			"client_id":     {clientID},
-			"client_secret": {secret},
-			"scope":         {scope},
-		}.Encode(),
-		client: client,
-	}
-}
-
-// Token returns a cached token until 5 minutes (or a fifth of its life,
-// if shorter) before it expires, then fetches a new one.
-func (ts *tokenSource) Token(ctx context.Context) (string, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if ts.tok != "" && time.Now().Before(ts.expires) {
-		return ts.tok, nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.tokenURL, strings.NewReader(ts.form))
-	if err != nil {
-		return "", fmt.Errorf("entra token: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("entra token: %v", scrub(err))
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("entra token: %s: %s", resp.Status, errorMessage(body))
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			return "", &retryAfterError{after: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), err: err}
-		}
-		return "", err
-	}
-	r := gjson.ParseBytes(body)
-	tok := r.Get("access_token").String()
-	if tok == "" {
-		return "", errors.New("entra token: the response has no access_token")
-	}
-	life := time.Duration(r.Get("expires_in").Int()) * time.Second
-	if life <= 0 {
-		life = time.Hour
-	}
-	margin := min(5*time.Minute, life/5)
-	ts.tok, ts.expires = tok, time.Now().Add(life-margin)
-	return tok, nil
-}
-
-// Invalidate drops tok if it is still the cached token.
-func (ts *tokenSource) Invalidate(tok string) {
-	ts.mu.Lock()
-	if ts.tok == tok {
-		ts.tok = ""
-	}
-	ts.mu.Unlock()
 }

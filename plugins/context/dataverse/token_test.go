@@ -47,14 +47,3 @@ func TestTokenSharedAcrossReloads(t *testing.T) {
 		t.Error("token source still pooled")
 	}
 }
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

@@ -1,11 +1,9 @@
 package azuresearch
 
 import (
-	"strconv"
-	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/groundgate/groundgate/plugins/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile sets up the index from Caddyfile tokens:
@@ -74,48 +72,48 @@ func (s *AzureSearch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch name {
 		case "endpoint":
-			err = oneString(d, &s.Endpoint)
+			err = caddyargs.String(d, &s.Endpoint)
 		case "index":
-			err = oneString(d, &s.Index)
+			err = caddyargs.String(d, &s.Index)
 		case "api_version":
-			err = oneString(d, &s.APIVersion)
+			err = caddyargs.String(d, &s.APIVersion)
 		case "api_key":
-			err = oneString(d, &s.APIKey)
+			err = caddyargs.String(d, &s.APIKey)
 		case "entra":
 			err = s.parseEntra(d)
 		case "query_type":
-			err = oneString(d, &s.QueryType)
+			err = caddyargs.String(d, &s.QueryType)
 			if err == nil && !contains([]string{Keyword, Semantic, Vector, Hybrid}, s.QueryType) {
 				err = d.Errf("query_type: expected keyword, semantic, vector or hybrid, got %q", s.QueryType)
 			}
 		case "semantic_configuration":
-			err = oneString(d, &s.SemanticConfiguration)
+			err = caddyargs.String(d, &s.SemanticConfiguration)
 		case "captions":
-			err = oneString(d, &s.Captions)
+			err = caddyargs.String(d, &s.Captions)
 		case "answers":
-			err = oneString(d, &s.Answers)
+			err = caddyargs.String(d, &s.Answers)
 		case "fields":
 			err = s.parseFields(d)
 		case "k":
-			err = oneInt(d, &s.K)
+			err = caddyargs.Int(d, &s.K)
 		case "select":
-			s.Select = splitList(d.RemainingArgs())
+			s.Select = caddyargs.List(d.RemainingArgs())
 			if len(s.Select) == 0 {
 				return d.ArgErr()
 			}
 		case "timeout":
-			err = oneDuration(d, &s.Timeout)
+			err = caddyargs.Duration(d, &s.Timeout)
 		case "vector_query":
-			err = oneString(d, &s.VectorQuery)
+			err = caddyargs.String(d, &s.VectorQuery)
 			if err == nil && s.VectorQuery != VectorQueryVector && s.VectorQuery != VectorQueryText {
 				err = d.Errf("vector_query: expected vector or text, got %q", s.VectorQuery)
 			}
 		case "embeddings":
 			err = s.parseEmbeddings(d)
 		case "chunk_tokens":
-			err = oneInt(d, &s.ChunkTokens)
+			err = caddyargs.Int(d, &s.ChunkTokens)
 		case "tokenizer":
-			err = oneString(d, &s.Tokenizer)
+			err = caddyargs.String(d, &s.Tokenizer)
 		default:
 			return d.Errf("unrecognized azure_search subdirective %q", name)
 		}
@@ -141,15 +139,15 @@ func (s *AzureSearch) parseEntra(d *caddyfile.Dispenser) error {
 		var err error
 		switch name {
 		case "tenant_id":
-			err = oneString(d, &e.TenantID)
+			err = caddyargs.String(d, &e.TenantID)
 		case "client_id":
-			err = oneString(d, &e.ClientID)
+			err = caddyargs.String(d, &e.ClientID)
 		case "client_secret":
-			err = oneString(d, &e.ClientSecret)
+			err = caddyargs.String(d, &e.ClientSecret)
 		case "token_url":
-			err = oneString(d, &e.TokenURL)
+			err = caddyargs.String(d, &e.TokenURL)
 		case "scope":
-			err = oneString(d, &e.Scope)
+			err = caddyargs.String(d, &e.Scope)
 		default:
 			return d.Errf("unrecognized azure_search entra subdirective %q", name)
 		}
@@ -181,7 +179,7 @@ func (s *AzureSearch) parseFields(d *caddyfile.Dispenser) error {
 			return d.Errf("fields: %s given twice", name)
 		}
 		seen[name] = true
-		if err := oneString(d, dst); err != nil {
+		if err := caddyargs.String(d, dst); err != nil {
 			return err
 		}
 	}
@@ -206,13 +204,13 @@ func (s *AzureSearch) parseEmbeddings(d *caddyfile.Dispenser) error {
 		var err error
 		switch name {
 		case "url":
-			err = oneString(d, &e.URL)
+			err = caddyargs.String(d, &e.URL)
 		case "api_version":
-			err = oneString(d, &e.APIVersion)
+			err = caddyargs.String(d, &e.APIVersion)
 		case "api_key":
-			err = oneString(d, &e.APIKey)
+			err = caddyargs.String(d, &e.APIKey)
 		case "dimensions":
-			err = oneInt(d, &e.Dimensions)
+			err = caddyargs.Int(d, &e.Dimensions)
 		default:
 			return d.Errf("unrecognized azure_search embeddings subdirective %q", name)
 		}
@@ -221,58 +219,6 @@ func (s *AzureSearch) parseEmbeddings(d *caddyfile.Dispenser) error {
 		}
 	}
 	s.Embeddings = e
-	return nil
-}
-
-// splitList accepts "a,b,c", "a b c" and mixtures.
-func splitList(args []string) []string {
-	var out []string
-	for _, a := range args {
-		for _, p := range strings.Split(a, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
-func oneString(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-func oneInt(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return d.Errf("%s: expected a whole number, got %q", name, s)
-	}
-	*dst = n
-	return nil
-}
-
-func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur <= 0 {
-		return d.Errf("%s: expected a positive duration such as 5s, got %q", name, s)
-	}
-	*dst = caddy.Duration(dur)
 	return nil
 }
 

@@ -1,11 +1,9 @@
 package dataverse
 
 import (
-	"strconv"
-	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/groundgate/groundgate/plugins/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens:
@@ -53,27 +51,27 @@ func (d *Dataverse) UnmarshalCaddyfile(disp *caddyfile.Dispenser) error {
 		var err error
 		switch name {
 		case "url":
-			err = oneString(disp, &d.URL)
+			err = caddyargs.String(disp, &d.URL)
 		case "api_version":
-			err = oneString(disp, &d.APIVersion)
+			err = caddyargs.String(disp, &d.APIVersion)
 		case "tenant_id":
-			err = oneString(disp, &d.TenantID)
+			err = caddyargs.String(disp, &d.TenantID)
 		case "client_id":
-			err = oneString(disp, &d.ClientID)
+			err = caddyargs.String(disp, &d.ClientID)
 		case "client_secret":
-			err = oneString(disp, &d.ClientSecret)
+			err = caddyargs.String(disp, &d.ClientSecret)
 		case "token_url":
-			err = oneString(disp, &d.TokenURL)
+			err = caddyargs.String(disp, &d.TokenURL)
 		case "scope":
-			err = oneString(disp, &d.Scope)
+			err = caddyargs.String(disp, &d.Scope)
 		case "timeout":
-			err = oneDuration(disp, &d.Timeout)
+			err = caddyargs.Duration(disp, &d.Timeout)
 		case "page_size":
-			err = oneInt(disp, &d.PageSize)
+			err = caddyargs.Int(disp, &d.PageSize)
 		case "max_pages":
-			err = oneInt(disp, &d.MaxPages)
+			err = caddyargs.Int(disp, &d.MaxPages)
 		case "article_url":
-			err = oneString(disp, &d.ArticleURL)
+			err = caddyargs.String(disp, &d.ArticleURL)
 		case "select":
 			err = d.parseSelect(disp)
 		case "search":
@@ -100,7 +98,7 @@ func (d *Dataverse) parseSelect(disp *caddyfile.Dispenser) error {
 	if _, dup := d.Select[table]; dup {
 		return disp.Errf("select: table %q given twice", table)
 	}
-	cols := splitList(args[1:])
+	cols := caddyargs.List(args[1:])
 	for _, c := range cols {
 		if !isColumnName(c) {
 			return disp.Errf("select %s: %q is not a column name", table, c)
@@ -143,14 +141,14 @@ func (d *Dataverse) parseSearch(disp *caddyfile.Dispenser) error {
 				return disp.ArgErr()
 			}
 		case "search_columns":
-			s.SearchColumns = splitList(disp.RemainingArgs())
+			s.SearchColumns = caddyargs.List(disp.RemainingArgs())
 			if len(s.SearchColumns) == 0 {
 				return disp.ArgErr()
 			}
 		case "chunk_tokens":
-			err = oneInt(disp, &s.ChunkTokens)
+			err = caddyargs.Int(disp, &s.ChunkTokens)
 		case "tokenizer":
-			err = oneString(disp, &s.Tokenizer)
+			err = caddyargs.String(disp, &s.Tokenizer)
 		default:
 			return disp.Errf("unrecognized dataverse search subdirective %q", name)
 		}
@@ -159,58 +157,6 @@ func (d *Dataverse) parseSearch(disp *caddyfile.Dispenser) error {
 		}
 	}
 	d.SearchConfig = s
-	return nil
-}
-
-// splitList accepts "a,b,c", "a b c" and mixtures.
-func splitList(args []string) []string {
-	var out []string
-	for _, a := range args {
-		for _, p := range strings.Split(a, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
-func oneString(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-func oneInt(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return d.Errf("%s: expected a whole number, got %q", name, s)
-	}
-	*dst = n
-	return nil
-}
-
-func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur <= 0 {
-		return d.Errf("%s: expected a positive duration such as 5s, got %q", name, s)
-	}
-	*dst = caddy.Duration(dur)
 	return nil
 }
 

@@ -1,11 +1,11 @@
 package localindex
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/groundgate/groundgate/plugins/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile sets up the index from Caddyfile tokens:
@@ -42,7 +42,7 @@ func (li *LocalIndex) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "name":
-			err = oneString(d, &li.Name)
+			err = caddyargs.String(d, &li.Name)
 		case "paths":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -50,14 +50,14 @@ func (li *LocalIndex) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			li.Paths = append(li.Paths, args...)
 		case "dir":
-			err = oneString(d, &li.Dir)
+			err = caddyargs.String(d, &li.Dir)
 		case "chunk_tokens":
-			err = oneInt(d, &li.ChunkTokens)
+			err = caddyargs.Int(d, &li.ChunkTokens)
 		case "tokenizer":
-			err = oneString(d, &li.Tokenizer)
+			err = caddyargs.String(d, &li.Tokenizer)
 		case "rrf_k":
 			var n int
-			err = oneInt(d, &n)
+			err = caddyargs.Int(d, &n)
 			li.RRFK = float64(n)
 		case "articles_from":
 			err = li.parseArticlesFrom(d)
@@ -110,26 +110,26 @@ func (li *LocalIndex) parseEmbeddings(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "endpoint":
-			err = oneString(d, &e.Endpoint)
+			err = caddyargs.String(d, &e.Endpoint)
 		case "deployment":
-			err = oneString(d, &e.Deployment)
+			err = caddyargs.String(d, &e.Deployment)
 		case "api_version":
-			err = oneString(d, &e.APIVersion)
+			err = caddyargs.String(d, &e.APIVersion)
 		case "api_key":
-			err = oneString(d, &e.APIKey)
+			err = caddyargs.String(d, &e.APIKey)
 		case "api":
-			err = oneString(d, &e.API)
+			err = caddyargs.String(d, &e.API)
 			if err == nil && e.API != "azure" && e.API != "openai" {
 				err = d.Errf("api: expected azure or openai, got %q", e.API)
 			}
 		case "dimensions":
-			err = oneInt(d, &e.Dimensions)
+			err = caddyargs.Int(d, &e.Dimensions)
 		case "batch_size":
-			err = oneInt(d, &e.BatchSize)
+			err = caddyargs.Int(d, &e.BatchSize)
 		case "timeout":
-			err = oneDuration(d, &e.Timeout)
+			err = caddyargs.DurationOrZero(d, &e.Timeout)
 		case "query_timeout":
-			err = oneDuration(d, &e.QueryTimeout)
+			err = caddyargs.DurationOrZero(d, &e.QueryTimeout)
 		default:
 			return d.Errf("unrecognized embeddings subdirective %q", d.Val())
 		}
@@ -138,45 +138,6 @@ func (li *LocalIndex) parseEmbeddings(d *caddyfile.Dispenser) error {
 		}
 	}
 	li.Embeddings = e
-	return nil
-}
-
-func oneString(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-func oneInt(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return d.Errf("%s: expected a whole number, got %q", name, s)
-	}
-	*dst = n
-	return nil
-}
-
-func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur < 0 {
-		return d.Errf("%s: expected a duration such as 2s, got %q", name, s)
-	}
-	*dst = caddy.Duration(dur)
 	return nil
 }
 

@@ -350,24 +350,8 @@ func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex
 	return req, nil
 }
 
-// retryAfter reads retry-after-ms (Azure) or retry-after (seconds or an
-// HTTP date).
-func retryAfter(h http.Header) (time.Duration, bool) {
-	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond)), true
-		}
-	}
-	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			return time.Duration(s * float64(time.Second)), true
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(time.Until(t), 0), true
-		}
-	}
-	return 0, false
-}
+// retryAfter is the wait an upstream's 429 or 5xx asks for.
+func retryAfter(h http.Header) (time.Duration, bool) { return wire.RetryAfter(h, time.Now()) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -194,26 +194,14 @@ func (c *client) once(ctx context.Context, rawURL string, body []byte, creds cre
 	return resp.StatusCode, resp.Header, data, tok, nil
 }
 
-// retryAfter reads how long a throttled request must wait: retry-after-ms,
-// else Retry-After in seconds or as an HTTP date, else one second.
+// retryAfter is how long a throttled request waits: what the service
+// asks (wire.RetryAfter), else defaultRetryAfter, at most an hour.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	const most = time.Hour
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			return min(time.Duration(ms*float64(time.Millisecond)), most)
-		}
+	d, ok := wire.RetryAfter(h, now)
+	if !ok {
+		d = defaultRetryAfter
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return defaultRetryAfter
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-		return min(time.Duration(s*float64(time.Second)), most)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), most)
-	}
-	return defaultRetryAfter
+	return min(d, time.Hour)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -539,7 +539,7 @@ func TestRetryAfterParse(t *testing.T) {
 		"": 0, "3": 3 * time.Second, "-1": 0, "x": 0, "99999999": maxRetryAfter,
 		"Wed, 01 Jan 2025 00:00:30 GMT": 30 * time.Second,
 	} {
-		if got := parseRetryAfter(v, now); got != want {
+		if got := parseRetryAfter(http.Header{"Retry-After": {v}}, now); got != want {
 			t.Errorf("%q: %v, want %v", v, got, want)
 		}
 	}

@@ -208,7 +208,7 @@ func (s *dataverseSink) post(ctx context.Context, in *post.Interaction) error {
 		s.tok.Invalidate(tok)
 		return err
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		return &retryAfterError{after: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), err: err}
+		return &retryAfterError{after: parseRetryAfter(resp.Header, time.Now()), err: err}
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
 		return err
 	}
@@ -296,25 +296,11 @@ func errorMessage(body []byte) string {
 	return s
 }
 
-// parseRetryAfter reads Retry-After in seconds or as an HTTP date; 0 when
-// absent or unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+// parseRetryAfter is the wait Dataverse asks for (0: none), at most
+// maxRetryAfter.
+func parseRetryAfter(h http.Header, now time.Time) time.Duration {
+	d, _ := wire.RetryAfter(h, now)
+	return min(d, maxRetryAfter)
 }
 
 // scrub removes the URL (which holds no secret, but may be long) from

@@ -28,7 +28,6 @@ package azuresearch
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -436,31 +435,14 @@ func (s *AzureSearch) Cleanup() error {
 	return err
 }
 
-// checkURL parses an endpoint: https, or http to a loopback host only
-// (keys and tokens must not cross the network in clear text).
+// checkURL parses a service endpoint (wire.ServiceURL: https, or http to
+// loopback only).
 func checkURL(name, raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return nil, fmt.Errorf("azure_search: %s %q is not a URL like https://host", name, wire.RedactURL(raw))
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("azure_search: %s must use https (plain http is allowed to loopback test servers only)", name)
-		}
-	default:
-		return nil, fmt.Errorf("azure_search: %s must be an https URL", name)
+	u, err := wire.ServiceURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("azure_search: %s %v", name, err)
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func newHTTPClient() *http.Client {

@@ -33,7 +33,6 @@ package dataverse
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -376,31 +375,14 @@ func (d *Dataverse) Cleanup() error {
 // SearchEnabled reports whether Search works (search on).
 func (d *Dataverse) SearchEnabled() bool { return d.search != nil }
 
-// checkURL parses an endpoint: https, or http to a loopback host only
-// (a token must not cross the network in clear text).
+// checkURL parses a service endpoint (wire.ServiceURL: https, or http to
+// loopback only).
 func checkURL(name, raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return nil, fmt.Errorf("dataverse: %s %q is not a URL like https://host", name, wire.RedactURL(raw))
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("dataverse: %s must use https (plain http is allowed to loopback test servers only)", name)
-		}
-	default:
-		return nil, fmt.Errorf("dataverse: %s must be an https URL", name)
+	u, err := wire.ServiceURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("dataverse: %s %v", name, err)
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // newHTTPClient returns a client with keep-alive pools sized for a

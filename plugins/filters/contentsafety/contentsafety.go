@@ -54,6 +54,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groundgate/groundgate/filters"
+	"github.com/groundgate/groundgate/wire"
 )
 
 func init() {
@@ -201,8 +202,8 @@ func (c *ContentSafety) Validate() error {
 	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("azure_content_safety: endpoint %q is not a base URL", c.endpoint)
 	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
-		return fmt.Errorf("azure_content_safety: endpoint %q must be https", c.endpoint)
+	if _, err := wire.ServiceURL(c.endpoint); err != nil {
+		return fmt.Errorf("azure_content_safety: endpoint %v", err)
 	}
 	if c.key == "" {
 		return errors.New("azure_content_safety: api_key is required (empty after placeholders)")
@@ -217,14 +218,6 @@ func (c *ContentSafety) Validate() error {
 		return fmt.Errorf("azure_content_safety: fail %q (want open or closed)", c.Fail)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Kind implements filters.Filter.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -120,22 +119,10 @@ func (c *Dataverse) validate() error {
 	return nil
 }
 
-// checkURL wants https, or http to a loopback address.
+// checkURL wants https, or http to a loopback address (wire.ServiceURL).
 func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", s)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%q: https is required", s)
+	_, err := wire.ServiceURL(s)
+	return err
 }
 
 // key identifies the sink's destination and credentials; the secret is

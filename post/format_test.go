@@ -19,7 +19,7 @@ func TestCompileFormat(t *testing.T) {
 	}
 	for s, msg := range map[string]string{
 		"{nope}": "unknown placeholder {nope} (want {number}, {url} or {id}; write {{ for a literal brace)",
-		"[{url": "unclosed '{' at byte 1",
+		"[{url":  "unclosed '{' at byte 1",
 		"a}b":    "lone '}' at byte 1",
 	} {
 		if _, err := CompileFormat(s, testNames...); err == nil || !strings.Contains(err.Error(), msg) {

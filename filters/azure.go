@@ -53,13 +53,10 @@ type Keyed interface {
 	AnnotationKeys(s Stage) []string
 }
 
-// keyedKinds are the kinds of the Keyed filters Groundgate ships, so a
-// finding alone tells its key.
-var keyedKinds = map[string]bool{"azure_content_safety": true}
-
-// findingKey returns the key finding f is reported under at stage s.
-func findingKey(f *Finding, s Stage) string {
-	if keyedKinds[f.Filter] {
+// findingKey returns the key finding f is reported under at stage s: its
+// category when a Keyed filter of the chain made it.
+func (c *Chain) findingKey(f *Finding, s Stage) string {
+	if c.keyed[f.Filter] {
 		return f.Category
 	}
 	return AnnotationKey(f.Filter, s)
@@ -135,7 +132,7 @@ func (c *Chain) AppendAnnotations(dst []byte, findings []Finding, s Stage) []byt
 		keys = append(keys, AnnotationKey(f.Kind(), s))
 	}
 	for i := range findings {
-		keys = append(keys, findingKey(&findings[i], s))
+		keys = append(keys, c.findingKey(&findings[i], s))
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
@@ -145,7 +142,7 @@ func (c *Chain) AppendAnnotations(dst []byte, findings []Finding, s Stage) []byt
 		}
 		dst = wire.AppendString(dst, k)
 		dst = append(dst, ':')
-		dst = appendAnnotation(dst, k, findings, s)
+		dst = c.appendAnnotation(dst, k, findings, s)
 	}
 	return dst
 }
@@ -163,14 +160,14 @@ type detail struct {
 	filtered bool
 }
 
-func appendAnnotation(dst []byte, key string, findings []Finding, s Stage) []byte {
+func (c *Chain) appendAnnotation(dst []byte, key string, findings []Finding, s Stage) []byte {
 	detected, filtered := false, false
 	score := 0.0
 	var ids [8]detail
 	details := ids[:0]
 	for i := range findings {
 		f := &findings[i]
-		if findingKey(f, s) != key {
+		if c.findingKey(f, s) != key {
 			continue
 		}
 		detected = true

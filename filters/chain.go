@@ -31,8 +31,9 @@ type Chain struct {
 	filters []Filter
 	repl    []replPart
 	maxHold int
-	memoize bool // no filter active at the context stage is Remote
-	ctxMemo memo // verdicts at the context stage, by text
+	memoize bool            // no filter active at the context stage is Remote
+	ctxMemo memo            // verdicts at the context stage, by text
+	keyed   map[string]bool // kinds of the Keyed filters: findings keyed by category
 }
 
 type replPart struct {
@@ -52,6 +53,12 @@ func NewChain(fs []Filter, opt Options) (*Chain, error) {
 	for _, f := range c.filters {
 		if r, ok := f.(Remote); ok && r.Remote() && f.Active(StageContext) {
 			c.memoize = false
+		}
+		if _, ok := f.(Keyed); ok {
+			if c.keyed == nil {
+				c.keyed = map[string]bool{}
+			}
+			c.keyed[f.Kind()] = true
 		}
 	}
 	if c.maxHold == 0 {

@@ -230,15 +230,21 @@ func (*ContentSafety) Remote() bool { return true }
 // AnnotationKeys implements filters.Keyed: Azure's four harm categories,
 // and jailbreak (input) or indirect_attack (context) with Prompt Shields.
 func (c *ContentSafety) AnnotationKeys(s filters.Stage) []string {
-	keys := []string{CategoryHate, CategorySelfHarm, CategorySexual, CategoryViolence}
-	if c.shields && s == filters.StageInput {
-		keys = append(keys, CategoryJailbreak)
+	switch {
+	case c.shields && s == filters.StageInput:
+		return keysWithJailbreak
+	case c.shields && s == filters.StageContext:
+		return keysWithIndirectAttack
 	}
-	if c.shields && s == filters.StageContext {
-		keys = append(keys, CategoryIndirectAttack)
-	}
-	return keys
+	return harmKeys
 }
+
+// The key lists AnnotationKeys returns (read only).
+var (
+	harmKeys               = []string{CategoryHate, CategorySelfHarm, CategorySexual, CategoryViolence}
+	keysWithJailbreak      = append(harmKeys[:4:4], CategoryJailbreak)
+	keysWithIndirectAttack = append(harmKeys[:4:4], CategoryIndirectAttack)
+)
 
 // Active implements filters.Filter.
 func (c *ContentSafety) Active(s filters.Stage) bool { return c.Actions.For(s) != filters.Off }

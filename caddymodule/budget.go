@@ -217,16 +217,17 @@ func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, err
 	if err != nil {
 		return tokenEstimate{}, fmt.Errorf("policy %q has token budgets but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
 	}
+	pa := ex.api.prepare()
 	prompt := int64(ex.promptCount)
 	if prompt == 0 {
-		n, err := enc.CountChatValid(body) // validated by wire.ParseChat
+		n, err := pa.countPrompt(enc, body)
 		if err != nil {
-			return tokenEstimate{}, wire.BadRequest("messages", "invalid_value", err.Error())
+			return tokenEstimate{}, wire.BadRequest(pa.promptParam(), "invalid_value", err.Error())
 		}
 		prompt = int64(n)
 	}
 	completion := int64(rt.budget.CompletionEstimate)
-	if m := maxCompletion(body); m > 0 {
+	if m := pa.maxOutput(body); m > 0 {
 		completion = m
 	}
 	return tokenEstimate{prompt, completion}, nil

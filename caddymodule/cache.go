@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -101,11 +100,7 @@ func (ex *exchange) cacheStore(key string, stream bool, answer []byte, ttl time.
 	if len(answer) > maxCachedAnswer {
 		return
 	}
-	if stream {
-		if !bytes.HasSuffix(answer, doneEvent) || bytes.Contains(answer, []byte(`"finish_reason":"content_filter"`)) {
-			return
-		}
-	} else if gjson.GetBytes(answer, "choices.0.finish_reason").Str == "content_filter" {
+	if !ex.api.prepare().cacheable(stream, answer) {
 		return
 	}
 	val := make([]byte, 0, len(answer)+1)

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 
@@ -8,62 +9,94 @@ import (
 	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/filters"
+	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/tokens"
 	"github.com/groundgate/groundgate/wire"
 )
 
-// serveChat handles chat completions on every API shape.
-func (g *Gateway) serveChat(ex *exchange) error {
-	body, err := ex.readBody()
-	if err != nil {
-		return err
-	}
+// chatAPI adapts chat completions to the pipeline.
+type chatAPI struct{}
+
+func (chatAPI) op() operation          { return opChat }
+func (chatAPI) prepare() promptAdapter { return chatPrompt{} }
+func (chatAPI) parse(body []byte) (apiRequest, error) {
 	chat, err := wire.ParseChat(body)
 	if err != nil {
-		return err
+		return apiRequest{}, err
 	}
-	alias, err := requestedModel(ex.route, chat.Model)
-	if err != nil {
-		return err
+	return apiRequest{model: chat.Model, stream: chat.Stream, includeUsage: chat.IncludeUsage}, nil
+}
+
+// forUpstream asks for the usage chunk on streams: without it token
+// accounting is blind.
+func (chatAPI) forUpstream(body []byte, req apiRequest) ([]byte, error) {
+	if req.stream && !req.includeUsage {
+		return setIncludeUsage(body)
 	}
-	if body, err = g.applyPolicy(ex, body, alias, chat.Messages); err != nil {
-		return err
-	}
-	if rt := ex.rt; rt != nil {
-		if rt.cacheTTL > 0 {
-			ex.cacheKey = ex.computeCacheKey(body)
-			if ex.cacheLookup(ex.cacheKey) {
-				return nil
-			}
-		}
-		// A cached answer costs nothing upstream; only a call is budgeted.
-		if err := ex.reserve(body, rt); err != nil {
+	return body, nil
+}
+
+func (chatAPI) relayStream(ex *exchange, at *attempt, req apiRequest) error {
+	return ex.relayEvents(at, newChatEvents(ex, req.includeUsage))
+}
+
+// relayAnswer sends a whole completion through the output filters and
+// post-processors, or an upstream 4xx unchanged.
+func (chatAPI) relayAnswer(ex *exchange, at *attempt) error {
+	if at.resp.StatusCode == http.StatusOK {
+		ex.recordUsage(gjson.GetBytes(at.body, "usage"), chatUsage)
+		at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))
+		var err error
+		if at.body, err = ex.postAnswer(at.body); err != nil {
 			return err
 		}
-	}
-	// Usage must come back on streams too, or token accounting is blind.
-	if chat.Stream && !chat.IncludeUsage {
-		if body, err = setIncludeUsage(body); err != nil {
-			return err
+		if !ex.usageReported {
+			ex.answer = append(ex.answer, gjson.GetBytes(at.body, "choices.0.message.content").Str...)
 		}
-	}
-	ex.sent = body
-	at, err := g.call(ex, ex.model.pool, opChat, body, chat.Stream)
-	if err != nil {
-		return err
-	}
-	defer at.close()
-	ex.upstream = at.upstream
-	if chat.Stream && at.body == nil {
-		return g.relayStream(ex, at, chat.IncludeUsage)
 	}
 	return ex.relayJSON(at)
+}
+
+// chatPrompt reads and rewrites chat messages for preprocessing.
+type chatPrompt struct{}
+
+func (chatPrompt) userText(body []byte) string {
+	return lastUserText(gjson.GetBytes(body, "messages"))
+}
+
+func (chatPrompt) filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error) {
+	return filterChatInput(ex, chain, body)
+}
+
+func (chatPrompt) applyMeta(body []byte, meta *policies.MetaPrompt, d policies.Data) ([]byte, error) {
+	return meta.Apply(body, d)
+}
+
+func (chatPrompt) clampOutput(body []byte, max int, tokenizer string) ([]byte, error) {
+	return clampCompletion(body, max, tokenizer)
+}
+
+func (chatPrompt) maxOutput(body []byte) int64 { return maxCompletion(body) }
+
+// countPrompt counts a body validated by wire.ParseChat.
+func (chatPrompt) countPrompt(enc *tokens.Encoder, body []byte) (int, error) {
+	return enc.CountChatValid(body)
+}
+
+func (chatPrompt) promptParam() string { return "messages" }
+
+func (chatPrompt) cacheable(stream bool, answer []byte) bool {
+	if stream {
+		return bytes.HasSuffix(answer, doneEvent) && !bytes.Contains(answer, []byte(`"finish_reason":"content_filter"`))
+	}
+	return gjson.GetBytes(answer, "choices.0.finish_reason").Str != "content_filter"
 }
 
 // requestedModel is the alias named by the Azure path or the body.
 func requestedModel(rt route, bodyModel string) (string, error) {
 	alias := bodyModel
-	if rt.api == apiAzure {
+	if rt.api == apiAzure && rt.deployment != "" {
 		alias = rt.deployment
 	}
 	if alias == "" {
@@ -73,7 +106,7 @@ func requestedModel(rt route, bodyModel string) (string, error) {
 }
 
 func unknownModel(rt route, alias string) error {
-	if rt.api == apiAzure {
+	if rt.api == apiAzure && rt.deployment != "" {
 		return &wire.Error{Status: http.StatusNotFound, Type: wire.TypeInvalidRequest, Code: "DeploymentNotFound",
 			Message: "The API deployment " + alias + " does not exist on this gateway."}
 	}
@@ -81,23 +114,12 @@ func unknownModel(rt route, alias string) error {
 		Message: "The model `" + alias + "` does not exist or you do not have access to it."}
 }
 
-// relayJSON sends a whole upstream answer: a completion, or an upstream
-// 4xx passed through unchanged.
+// relayJSON sends a whole upstream answer as it now is, caching a
+// successful one when the policy caches.
 func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
-		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
-		if ex.route.op == opChat {
-			at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))
-			var err error
-			if at.body, err = ex.postAnswer(at.body); err != nil {
-				return err
-			}
-		}
 		if ex.cacheKey != "" {
 			ex.cacheStore(ex.cacheKey, false, at.body, ex.rt.cacheTTL)
-		}
-		if !ex.usageReported && ex.route.op == opChat {
-			ex.answer = append(ex.answer, gjson.GetBytes(at.body, "choices.0.message.content").Str...)
 		}
 	} else {
 		ex.sent = nil // nothing to count for an upstream error
@@ -111,17 +133,6 @@ func (ex *exchange) relayJSON(at *attempt) error {
 	h.Set("Content-Length", strconv.Itoa(len(at.body)))
 	ex.writeHeader(at.resp.StatusCode)
 	return ex.writeBody(at.body)
-}
-
-// recordUsage takes the upstream's token counts.
-func (ex *exchange) recordUsage(u gjson.Result) {
-	if !u.IsObject() {
-		return
-	}
-	ex.usageReported = true
-	ex.promptTokens = u.Get("prompt_tokens").Int()
-	ex.completionTokens = u.Get("completion_tokens").Int()
-	ex.cachedTokens = u.Get("prompt_tokens_details.cached_tokens").Int()
 }
 
 // setModel names the upstream's model in the body (OpenAI-compatible and
@@ -138,13 +149,17 @@ func setIncludeUsage(body []byte) ([]byte, error) {
 // countUsage counts tokens with the model's tokenizer when the upstream
 // reported none (some OpenAI-compatible servers ignore include_usage).
 func (ex *exchange) countUsage() {
+	pa := ex.api.prepare()
+	if pa == nil {
+		return
+	}
 	enc, err := tokens.ForModel(ex.model.tokenizer)
 	if err != nil {
 		ex.g.logger.Warn("upstream reported no usage and no tokenizer is known for the model",
 			zap.String("model", ex.model.alias), zap.String("tokenizer", ex.model.tokenizer))
 		return
 	}
-	if n, err := enc.CountChatValid(ex.sent); err == nil {
+	if n, err := pa.countPrompt(enc, ex.sent); err == nil {
 		ex.promptTokens = int64(n)
 	}
 	ex.completionTokens = int64(enc.Count(string(ex.answer)))

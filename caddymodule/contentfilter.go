@@ -72,20 +72,27 @@ func (e *promptFiltered) write(w http.ResponseWriter) {
 	_, _ = w.Write(e.body)
 }
 
-// filterInput runs the chain over the text of every user message: a
-// block refuses the request with Azure's content_filter error, a
-// redaction rewrites the message before it goes anywhere.
-func (ex *exchange) filterInput(chain *filters.Chain, body []byte) ([]byte, error) {
+// filterInput runs the input stage of the chain over the client's text
+// through the shape's adapter, and keeps the verdicts as Azure-shaped
+// annotations for the answer.
+func (ex *exchange) filterInput(pa promptAdapter, chain *filters.Chain, body []byte) ([]byte, error) {
 	if chain == nil || !chain.Active(filters.StageInput) {
 		return body, nil
 	}
+	body, err := pa.filterInput(ex, chain, body)
+	if err != nil {
+		return nil, err
+	}
+	ex.inputAnn = chain.Annotations(ex.inputFindings, filters.StageInput)
+	return body, nil
+}
+
+// filterChatInput filters the text of every user message of a chat
+// request: a block refuses the request with Azure's content_filter error,
+// a redaction rewrites the message before it goes anywhere.
+func filterChatInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error) {
 	var err error
 	i := -1
-	defer func() {
-		if err == nil {
-			ex.inputAnn = chain.Annotations(ex.inputFindings, filters.StageInput)
-		}
-	}()
 	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
 		i++
 		if m.Get("role").Str != "user" {

@@ -1,33 +1,37 @@
 package caddymodule
 
 import (
+	"net/http"
+
 	"github.com/tidwall/gjson"
 
 	"github.com/groundgate/groundgate/wire"
 )
 
-// serveEmbeddings proxies embeddings requests on every API shape.
-func (g *Gateway) serveEmbeddings(ex *exchange) error {
-	body, err := ex.readBody()
-	if err != nil {
-		return err
-	}
+// embeddingsAPI adapts embeddings to the pipeline: a model and a policy
+// are picked, the answer is relayed whole; no prompt step applies.
+type embeddingsAPI struct{}
+
+func (embeddingsAPI) op() operation          { return opEmbeddings }
+func (embeddingsAPI) prepare() promptAdapter { return nil }
+
+func (embeddingsAPI) parse(body []byte) (apiRequest, error) {
 	emb, err := wire.ParseEmbeddings(body)
 	if err != nil {
-		return err
+		return apiRequest{}, err
 	}
-	alias, err := requestedModel(ex.route, emb.Model)
-	if err != nil {
-		return err
+	return apiRequest{model: emb.Model}, nil
+}
+
+func (embeddingsAPI) forUpstream(body []byte, _ apiRequest) ([]byte, error) { return body, nil }
+
+func (embeddingsAPI) relayAnswer(ex *exchange, at *attempt) error {
+	if at.resp.StatusCode == http.StatusOK {
+		ex.recordUsage(gjson.GetBytes(at.body, "usage"), chatUsage)
 	}
-	if body, err = g.applyPolicy(ex, body, alias, gjson.Result{}); err != nil {
-		return err
-	}
-	at, err := g.call(ex, ex.model.pool, opEmbeddings, body, false)
-	if err != nil {
-		return err
-	}
-	defer at.close()
-	ex.upstream = at.upstream
 	return ex.relayJSON(at)
+}
+
+func (embeddingsAPI) relayStream(ex *exchange, at *attempt, _ apiRequest) error {
+	return embeddingsAPI{}.relayAnswer(ex, at) // embeddings never stream
 }

@@ -21,17 +21,21 @@ import (
 
 // exchange is one client request on its way through the gateway.
 type exchange struct {
-	g         *Gateway
-	w         http.ResponseWriter
-	r         *http.Request
-	repl      *caddy.Replacer
-	start     time.Time
-	id        string
-	route     route
-	principal *principal
-	model     *model
-	policy    *policies.Policy // nil without policies
-	feature   string
+	g     *Gateway
+	w     http.ResponseWriter
+	r     *http.Request
+	repl  *caddy.Replacer
+	start time.Time
+	id    string
+	route route
+	api   apiAdapter // the request's API shape (nil for non-model routes)
+	// upstreamQuery is the client's query passed to the upstream (stored
+	// responses: include, after, limit...), api-version removed.
+	upstreamQuery string
+	principal     *principal
+	model         *model
+	policy        *policies.Policy // nil without policies
+	feature       string
 
 	packed        *grounding.Packed // the context that reached the model, for post-processing
 	rt            *policyRuntime    // the policy's compiled sections (nil without policies)

@@ -350,9 +350,9 @@ func (g *Gateway) serve(ex *exchange) error {
 	case opModels:
 		return g.serveModels(ex)
 	case opChat:
-		return g.serveChat(ex)
+		return g.serveModel(ex, chatAPI{})
 	case opEmbeddings:
-		return g.serveEmbeddings(ex)
+		return g.serveModel(ex, embeddingsAPI{})
 	case opTokenCounter:
 		return g.serveTokenCounter(ex)
 	case opPolicies:

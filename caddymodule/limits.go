@@ -122,11 +122,11 @@ func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 
 // applyLimits enforces the policy's per-request token limits on the body
 // about to be sent upstream.
-func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) {
+func (ex *exchange) applyLimits(pa promptAdapter, body []byte, rt *policyRuntime) ([]byte, error) {
 	b := rt.budget
 	if b.CompletionTokens > 0 {
 		var err error
-		if body, err = clampCompletion(body, b.CompletionTokens, ex.model.tokenizer); err != nil {
+		if body, err = pa.clampOutput(body, b.CompletionTokens, ex.model.tokenizer); err != nil {
 			return nil, err
 		}
 	}
@@ -135,15 +135,15 @@ func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) 
 		if err != nil {
 			return nil, fmt.Errorf("policy %q limits prompt tokens but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
 		}
-		n, err := enc.CountChatValid(body) // validated by wire.ParseChat
+		n, err := pa.countPrompt(enc, body)
 		if err != nil {
-			return nil, wire.BadRequest("messages", "invalid_value", err.Error())
+			return nil, wire.BadRequest(pa.promptParam(), "invalid_value", err.Error())
 		}
 		ex.promptCount = n
 		if n > b.PromptTokens {
-			return nil, &wire.Error{Status: http.StatusBadRequest, Type: wire.TypeInvalidRequest, Param: "messages", Code: "context_length_exceeded",
+			return nil, &wire.Error{Status: http.StatusBadRequest, Type: wire.TypeInvalidRequest, Param: pa.promptParam(), Code: "context_length_exceeded",
 				Message: "This request's prompt is limited to " + strconv.Itoa(b.PromptTokens) + " tokens by policy " + ex.policy.Name +
-					". However, your messages resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the messages."}
+					". However, your " + pa.promptParam() + " resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the " + pa.promptParam() + "."}
 		}
 	}
 	return body, nil

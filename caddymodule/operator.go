@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/tidwall/gjson"
 
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/tokens"
@@ -115,22 +114,14 @@ func (g *Gateway) serveExplain(ex *exchange) error {
 	if err != nil {
 		return err
 	}
-	var alias string
-	var messages gjson.Result
-	if ex.route.explains == opChat {
-		chat, err := wire.ParseChat(body)
-		if err != nil {
-			return err
-		}
-		alias, messages = chat.Model, chat.Messages
-	} else {
-		emb, err := wire.ParseEmbeddings(body)
-		if err != nil {
-			return err
-		}
-		alias = emb.Model
+	ad := adapterFor(ex.route.explains)
+	ex.api = ad
+	req, err := ad.parse(body)
+	if err != nil {
+		return err
 	}
-	if alias, err = requestedModel(ex.route, alias); err != nil {
+	alias, err := requestedModel(ex.route, req.model)
+	if err != nil {
 		return err
 	}
 	out := map[string]any{"principal": ex.principal.name, "team": ex.principal.team, "model": alias}
@@ -145,22 +136,19 @@ func (g *Gateway) serveExplain(ex *exchange) error {
 		out["decision"] = dec
 	}
 	ex.route.op = ex.route.explains
-	patched, err := g.applyPolicy(ex, body, alias, messages)
+	patched, err := g.applyPolicy(ex, ad, body, alias)
+	if err == nil {
+		patched, err = ad.forUpstream(patched, req)
+	}
 	if err != nil {
 		out["error"] = err.Error()
 		return ex.writeJSON(out)
 	}
-	if ex.route.op == opChat && gjson.GetBytes(patched, "stream").Bool() && !gjson.GetBytes(patched, "stream_options.include_usage").Bool() {
-		patched, _ = setIncludeUsage(patched)
-	}
 	var ups []map[string]any
 	for _, u := range ex.model.pool.order() {
-		target := u.chatURL
-		if ex.route.op == opEmbeddings {
-			target = u.embeddingsURL
-		}
+		target := u.target(ex.route.op, &ex.route, "")
 		b := patched
-		if u.setModel {
+		if u.setModel || ex.route.op == opResponses {
 			b, _ = setModel(b, u.deployment)
 		}
 		ups = append(ups, map[string]any{"upstream": u.name, "url": target, "priority": u.priority, "weight": u.weight,

@@ -94,16 +94,58 @@ func (g *Gateway) watchPolicies(ctx context.Context, hash string) {
 	}
 }
 
-// applyPolicy picks the request's policy and applies its decisions: a
-// refusal (403), the upstream pool, the meta prompt.
-func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages gjson.Result) ([]byte, error) {
+// applyPolicy picks the request's model and policy (a refusal is a 403)
+// and, for shapes that take them, runs the policy's preprocessing steps
+// on the body: input filters, grounding, context filters, meta prompt and
+// token limits.
+func (g *Gateway) applyPolicy(ex *exchange, ad apiAdapter, body []byte, alias string) ([]byte, error) {
+	cp, err := g.selectPolicy(ex, alias)
+	if err != nil || cp == nil {
+		return body, err
+	}
+	pa := ad.prepare()
+	if pa == nil {
+		return body, nil
+	}
+	rt := cp.rt[ex.policy.Name]
+	ex.rt = rt
+	if body, err = ex.filterInput(pa, rt.filters, body); err != nil {
+		return nil, err
+	}
+	data := policies.Data{
+		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
+		Feature:   ex.feature,
+		Now:       ex.start,
+		User:      pa.userText(body),
+	}
+	if rt.ground != nil {
+		packed, err := ex.ground(rt.ground, body)
+		if err != nil {
+			return nil, err
+		}
+		ex.filterContext(rt.filters, packed)
+		ex.packed = packed
+		data.Records, data.Articles = packed.Records, packed.Articles
+	}
+	if ex.policy.Meta != nil {
+		if body, err = pa.applyMeta(body, ex.policy.Meta, data); err != nil {
+			return nil, err
+		}
+	}
+	return ex.applyLimits(pa, body, rt)
+}
+
+// selectPolicy finds the model the alias names and, with policies, the
+// policy that serves the request. It returns the policy set in force (nil
+// without policies).
+func (g *Gateway) selectPolicy(ex *exchange, alias string) (*compiledPolicies, error) {
 	m, known := g.models[alias]
 	if g.policies == nil {
 		if !known {
 			return nil, unknownModel(ex.route, alias)
 		}
 		ex.model = m
-		return body, nil
+		return nil, nil
 	}
 	cp := g.policies.cur.Load()
 	d := cp.set.Match(policies.Input{
@@ -131,40 +173,7 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 	default:
 		return nil, unknownModel(ex.route, alias)
 	}
-	if ex.route.op != opChat {
-		return body, nil
-	}
-	rt := cp.rt[p.Name]
-	ex.rt = rt
-	data := policies.Data{
-		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
-		Feature:   d.Feature,
-		Now:       ex.start,
-		User:      lastUserText(messages),
-	}
-	var err error
-	if body, err = ex.filterInput(rt.filters, body); err != nil {
-		return nil, err
-	}
-	if rt.filters != nil {
-		messages = gjson.GetBytes(body, "messages") // redactions
-		data.User = lastUserText(messages)
-	}
-	if rt.ground != nil {
-		packed, err := ex.ground(rt.ground, body)
-		if err != nil {
-			return nil, err
-		}
-		ex.filterContext(rt.filters, packed)
-		ex.packed = packed
-		data.Records, data.Articles = packed.Records, packed.Articles
-	}
-	if p.Meta != nil {
-		if body, err = p.Meta.Apply(body, data); err != nil {
-			return nil, err
-		}
-	}
-	return ex.applyLimits(body, rt)
+	return cp, nil
 }
 
 // poolTokenizer is the tokenizer of the first model served by the pool,

@@ -325,17 +325,23 @@ func (p *pool) next(order []*upstream, tried uint64) (*upstream, int, func(error
 // newRequest builds the upstream request: the upstream's URL, its own
 // credentials (never the client's), and the body adapted to it.
 func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex *exchange) (*http.Request, error) {
-	target := u.chatURL
-	if op == opEmbeddings {
-		target = u.embeddingsURL
-	}
-	if u.setModel {
+	target := u.target(op, &ex.route, ex.upstreamQuery)
+	// Responses name the deployment in the body on every Azure route.
+	if u.setModel || (op == opResponses && body != nil) {
 		var err error
 		if body, err = setModel(body, u.deployment); err != nil {
 			return nil, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	method := http.MethodPost
+	var rd io.Reader
+	if op == opStoredResponse {
+		method = ex.r.Method
+	}
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return nil, err
 	}

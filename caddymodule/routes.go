@@ -16,6 +16,8 @@ const (
 	opTokenCounter
 	opPolicies
 	opExplain
+	opResponses      // POST .../responses
+	opStoredResponse // GET, DELETE .../responses/{id}, .../input_items, POST .../cancel
 )
 
 // API shapes, as policies and logs name them.
@@ -34,6 +36,11 @@ type route struct {
 	deployment string
 	name       string    // for metrics and logs: "chat.completions", ...
 	explains   operation // for opExplain: the operation explained
+	// apiVersion is the client's api-version on Azure's dated routes.
+	apiVersion string
+	// tail is the stored response's path below .../responses, e.g.
+	// "/resp_123/input_items" (opStoredResponse), and respID its id.
+	tail, respID string
 }
 
 // matchRoute maps method and path to a route, or an OpenAI-shaped 404/405.
@@ -58,7 +65,7 @@ func matchRoute(r *http.Request) (route, error) {
 		if err != nil {
 			return rt, err
 		}
-		if target.op != opChat && target.op != opEmbeddings {
+		if target.op != opChat && target.op != opEmbeddings && target.op != opResponses {
 			return rt, notFound(r)
 		}
 		target.explains, target.op = target.op, opExplain
@@ -77,7 +84,8 @@ func matchRoute(r *http.Request) (route, error) {
 		if rest == "models" || strings.HasPrefix(rest, "models/") {
 			return rt, notFound(r)
 		}
-	case p == "/openai/models" || strings.HasPrefix(p, "/openai/models/"):
+	case p == "/openai/models" || strings.HasPrefix(p, "/openai/models/"),
+		p == "/openai/responses" || strings.HasPrefix(p, "/openai/responses/"):
 		rt.api, rest = apiAzure, p[len("/openai/"):]
 	default:
 		return rt, notFound(r)
@@ -91,21 +99,58 @@ func matchRoute(r *http.Request) (route, error) {
 		rt.op, rt.name = opModels, "models"
 	case strings.HasPrefix(rest, "models/") && len(rest) > len("models/") && rt.deployment == "":
 		rt.op, rt.name, rt.deployment = opModels, "models", rest[len("models/"):]
+	case rest == "responses" && rt.deployment == "":
+		rt.op, rt.name = opResponses, "responses"
+	case strings.HasPrefix(rest, "responses/") && rt.deployment == "":
+		if err := matchStoredResponse(r, &rt, rest[len("responses"):]); err != nil {
+			return rt, err
+		}
 	default:
 		return rt, notFound(r)
 	}
-	want := http.MethodPost
-	if rt.op == opModels {
-		want = http.MethodGet
+	if rt.op != opStoredResponse {
+		want := http.MethodPost
+		if rt.op == opModels {
+			want = http.MethodGet
+		}
+		if err := requireMethod(r, want); err != nil {
+			return rt, err
+		}
 	}
-	if err := requireMethod(r, want); err != nil {
-		return rt, err
-	}
-	if rt.api == apiAzure && r.URL.Query().Get("api-version") == "" {
-		return rt, wire.BadRequest("api-version", "missing_required_parameter",
-			"Missing required query parameter 'api-version' (for example ?api-version=2024-10-21).")
+	if rt.api == apiAzure {
+		rt.apiVersion = r.URL.Query().Get("api-version")
+		if rt.apiVersion == "" {
+			return rt, wire.BadRequest("api-version", "missing_required_parameter",
+				"Missing required query parameter 'api-version' (for example ?api-version=2024-10-21).")
+		}
 	}
 	return rt, nil
+}
+
+// matchStoredResponse matches tail ("/{id}", "/{id}/input_items",
+// "/{id}/cancel") and its method.
+func matchStoredResponse(r *http.Request, rt *route, tail string) error {
+	id, action, _ := strings.Cut(tail[1:], "/")
+	if id == "" || strings.ContainsAny(id, "/?#%") {
+		return notFound(r)
+	}
+	rt.op, rt.tail, rt.respID = opStoredResponse, tail, id
+	switch action {
+	case "":
+		rt.name = "responses.retrieve"
+		if r.Method == http.MethodDelete {
+			rt.name = "responses.delete"
+			return nil
+		}
+		return requireMethod(r, http.MethodGet)
+	case "input_items":
+		rt.name = "responses.input_items"
+		return requireMethod(r, http.MethodGet)
+	case "cancel":
+		rt.name = "responses.cancel"
+		return requireMethod(r, http.MethodPost)
+	}
+	return notFound(r)
 }
 
 func notFound(r *http.Request) error {

@@ -24,11 +24,48 @@ var (
 		Message: "The upstream stream stalled; the answer is incomplete."}).AppendJSON([]byte("data: "))
 )
 
-// relayStream forwards an upstream SSE stream event by event, flushing
-// each one. It reads usage from the usage chunk (forced upstream) and
-// drops that chunk when the client did not ask for it. A stream that
-// breaks ends for the client with an error event and [DONE].
-func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) error {
+// eventRelay is an API shape's part of relaying a stream: what each
+// upstream event becomes for the client, and how the stream ends.
+type eventRelay interface {
+	// event handles one upstream event that carries data, sending what
+	// the client gets through out. done reports that the stream has ended
+	// for the client.
+	event(out *streamOut, ev *sse.Event) (done bool, err error)
+	// closed handles the upstream closing without its end marker:
+	// complete reports that the answer was whole and the stream has been
+	// ended for the client; otherwise it is a broken stream.
+	closed(out *streamOut) (complete bool, err error)
+	// broken is what ends a stream cut short for the client (stalled: by
+	// the idle timeout).
+	broken(stalled bool) []byte
+}
+
+// streamOut writes a stream's events to the client.
+type streamOut struct {
+	ex *exchange
+	rc *http.ResponseController
+}
+
+// send writes raw events (kept for the cache) under the client write
+// deadline.
+func (o *streamOut) send(raw []byte) error {
+	ex := o.ex
+	ex.armWrite()
+	if _, err := ex.w.Write(raw); err != nil {
+		return ex.clientGone(err)
+	}
+	if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
+		ex.streamCopy = append(ex.streamCopy, raw...)
+	}
+	return nil
+}
+
+// relayEvents forwards an upstream SSE stream event by event, flushing
+// each one, with the shape's relay deciding what each event becomes. A
+// stream that breaks or stalls ends for the client with the shape's
+// error event.
+func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
+	g := ex.g
 	h := ex.w.Header()
 	ct := at.resp.Header.Get("Content-Type")
 	if !strings.HasPrefix(ct, "text/event-stream") {
@@ -45,6 +82,7 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 		return ex.clientGone(err)
 	}
 	ex.disarmWrite()
+	out := &streamOut{ex: ex, rc: rc}
 
 	// The idle timer cancels the upstream read when nothing arrives.
 	idle := time.Duration(g.StreamIdleTimeout)
@@ -52,39 +90,6 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 	timer := time.AfterFunc(idle, func() { stalled.Store(true); at.cancel() })
 	defer timer.Stop()
 
-	var sf *streamFilter
-	if chain := ex.outputChain(); chain != nil {
-		sf = newStreamFilter(chain)
-	}
-	ps := ex.postStream()
-	// send writes raw events (kept for the cache), each under the client
-	// write deadline; deliver passes a chunk's data through the
-	// post-processors first.
-	send := func(raw []byte) error {
-		ex.armWrite()
-		if _, err := ex.w.Write(raw); err != nil {
-			return ex.clientGone(err)
-		}
-		if ex.cacheKey != "" && len(ex.streamCopy) < maxCachedAnswer {
-			ex.streamCopy = append(ex.streamCopy, raw...)
-		}
-		return nil
-	}
-	deliver := func(data []byte) error {
-		if ps == nil {
-			return send(sseEvent(data))
-		}
-		outs, err := ps.Chunk(data)
-		if err != nil {
-			return err
-		}
-		for _, out := range outs {
-			if err := send(sseEvent(out)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	rd := at.events
 	if rd == nil {
 		rd = &primedReader{rd: sse.NewReader(at.resp.Body, 0)}
@@ -96,59 +101,24 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 			if ex.r.Context().Err() != nil {
 				return errClientGone
 			}
-			if errors.Is(err, io.EOF) && ex.finished {
+			if errors.Is(err, io.EOF) {
 				// Some OpenAI-compatible servers close without [DONE].
-				if err := ex.endOfAnswer(sf, ps, rc, deliver, send); err != nil {
+				complete, err := er.closed(out)
+				if complete || err != nil {
 					return err
 				}
-				return send(doneEvent)
-			}
-			msg := streamBrokenBody
-			if stalled.Load() {
-				msg = streamIdleBody
 			}
 			g.logger.Warn("upstream stream broke", zap.String("request_id", ex.id),
 				zap.String("upstream", at.upstream.name), zap.Bool("stalled", stalled.Load()), zap.Error(err))
-			return ex.endStream(rc, msg)
+			return ex.endStream(rc, er.broken(stalled.Load()))
 		}
 		timer.Reset(idle)
-		switch {
-		case ev.Done():
-			if err := ex.endOfAnswer(sf, ps, rc, deliver, send); err != nil {
+		if !ev.HasData {
+			err = out.send(ev.Raw) // comments, keep-alives
+		} else {
+			var done bool
+			if done, err = er.event(out, &ev); done || err != nil {
 				return err
-			}
-			if ex.filteredOut {
-				return nil
-			}
-			if err := send(ev.Raw); err != nil {
-				return err
-			}
-			_ = rc.Flush()
-			if ex.cacheKey != "" {
-				ex.cacheStore(ex.cacheKey, true, ex.streamCopy, ex.rt.cacheTTL)
-			}
-			return nil
-		case !ev.HasData:
-			err = send(ev.Raw) // comments, keep-alives
-		default:
-			if skip := ex.inspectChunk(ev.Data, clientWantsUsage); skip {
-				continue
-			}
-			data := ev.Data
-			annotate := ex.inputAnn != nil && !ex.annMerged && gjson.GetBytes(data, "prompt_filter_results").Exists()
-			if annotate {
-				data, ex.annMerged = ex.mergePromptAnnotations(data), true
-			}
-			if sf != nil {
-				var blocked int64
-				if data, blocked = sf.chunk(ex, data); blocked >= 0 {
-					return ex.endFiltered(rc, sf, blocked)
-				}
-			}
-			if sf == nil && ps == nil && !annotate {
-				err = send(ev.Raw) // untouched: forward byte for byte
-			} else {
-				err = deliver(data)
 			}
 		}
 		if err != nil {
@@ -161,23 +131,122 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 	}
 }
 
+// chatEvents relays chat completion chunks: usage read from the usage
+// chunk (forced upstream) and that chunk dropped when the client did not
+// ask for it, input annotations merged into Azure's first event, output
+// filters and post-processors applied to each choice's deltas.
+type chatEvents struct {
+	ex               *exchange
+	clientWantsUsage bool
+	sf               *streamFilter
+	ps               *post.Stream
+}
+
+func newChatEvents(ex *exchange, clientWantsUsage bool) *chatEvents {
+	ce := &chatEvents{ex: ex, clientWantsUsage: clientWantsUsage, ps: ex.postStream()}
+	if chain := ex.outputChain(); chain != nil {
+		ce.sf = newStreamFilter(chain)
+	}
+	return ce
+}
+
+// deliver passes a chunk's data through the post-processors and sends it.
+func (ce *chatEvents) deliver(out *streamOut, data []byte) error {
+	if ce.ps == nil {
+		return out.send(sseEvent(data))
+	}
+	outs, err := ce.ps.Chunk(data)
+	if err != nil {
+		return err
+	}
+	for _, o := range outs {
+		if err := out.send(sseEvent(o)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ce *chatEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
+	ex := ce.ex
+	if ev.Done() {
+		if err := ce.endOfAnswer(out); err != nil {
+			return true, err
+		}
+		if ex.filteredOut {
+			return true, nil
+		}
+		if err := out.send(ev.Raw); err != nil {
+			return true, err
+		}
+		_ = out.rc.Flush()
+		if ex.cacheKey != "" {
+			ex.cacheStore(ex.cacheKey, true, ex.streamCopy, ex.rt.cacheTTL)
+		}
+		return true, nil
+	}
+	if skip := ex.inspectChunk(ev.Data, ce.clientWantsUsage); skip {
+		return false, nil
+	}
+	data := ev.Data
+	annotate := ex.inputAnn != nil && !ex.annMerged && gjson.GetBytes(data, "prompt_filter_results").Exists()
+	if annotate {
+		data, ex.annMerged = ex.mergePromptAnnotations(data), true
+	}
+	if ce.sf != nil {
+		var blocked int64
+		if data, blocked = ce.sf.chunk(ex, data); blocked >= 0 {
+			return true, ex.endFiltered(out.rc, ce.sf, blocked)
+		}
+	}
+	if ce.sf == nil && ce.ps == nil && !annotate {
+		return false, out.send(ev.Raw) // untouched: forward byte for byte
+	}
+	return false, ce.deliver(out, data)
+}
+
+func (ce *chatEvents) closed(out *streamOut) (bool, error) {
+	if !ce.ex.finished {
+		return false, nil
+	}
+	if err := ce.endOfAnswer(out); err != nil {
+		return true, err
+	}
+	if ce.ex.filteredOut {
+		return true, nil
+	}
+	return true, out.send(doneEvent)
+}
+
+func (ce *chatEvents) broken(stalled bool) []byte {
+	msg := streamBrokenBody
+	if stalled {
+		msg = streamIdleBody
+	}
+	buf := make([]byte, 0, len(msg)+2+len(doneEvent))
+	buf = append(buf, msg...)
+	buf = append(buf, "\n\n"...)
+	return append(buf, doneEvent...)
+}
+
 // endOfAnswer releases what the output filters and post-processors still
 // hold when the upstream stream ends.
-func (ex *exchange) endOfAnswer(sf *streamFilter, ps *post.Stream, rc *http.ResponseController, deliver func([]byte) error, send func([]byte) error) error {
-	if sf != nil {
-		extra, blocked := sf.finish(ex)
+func (ce *chatEvents) endOfAnswer(out *streamOut) error {
+	ex := ce.ex
+	if ce.sf != nil {
+		extra, blocked := ce.sf.finish(ex)
 		if blocked >= 0 {
-			return ex.endFiltered(rc, sf, blocked)
+			return ex.endFiltered(out.rc, ce.sf, blocked)
 		}
 		if extra != nil {
-			if err := deliver(extra); err != nil {
+			if err := ce.deliver(out, extra); err != nil {
 				return err
 			}
 		}
 	}
-	if ps != nil {
-		for _, out := range ps.End() {
-			if err := send(sseEvent(out)); err != nil {
+	if ce.ps != nil {
+		for _, o := range ce.ps.End() {
+			if err := out.send(sseEvent(o)); err != nil {
 				return err
 			}
 		}
@@ -206,20 +275,16 @@ func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
 	if !u.IsObject() {
 		return false
 	}
-	ex.recordUsage(u)
+	ex.recordUsage(u, chatUsage)
 	// The usage chunk has no choices; drop it if only we asked for it.
 	return !clientWantsUsage && len(gjson.GetBytes(data, "choices").Array()) == 0
 }
 
-// endStream closes a broken stream the way clients can parse: an error
-// event, then [DONE].
-func (ex *exchange) endStream(rc *http.ResponseController, msg []byte) error {
-	buf := make([]byte, 0, len(msg)+2+len(doneEvent))
-	buf = append(buf, msg...)
-	buf = append(buf, "\n\n"...)
-	buf = append(buf, doneEvent...)
+// endStream closes a broken stream the way the shape's clients can parse
+// (for chat: an error event, then [DONE]).
+func (ex *exchange) endStream(rc *http.ResponseController, end []byte) error {
 	ex.armWrite()
-	if _, err := ex.w.Write(buf); err != nil {
+	if _, err := ex.w.Write(end); err != nil {
 		return ex.clientGone(err)
 	}
 	_ = rc.Flush()

@@ -39,8 +39,12 @@ type UpstreamConfig struct {
 	// Deployment is the Azure deployment name, or for type openai the
 	// model name sent upstream.
 	Deployment string `json:"deployment"`
-	// APIVersion is the Azure api-version query parameter. "v1" selects
-	// Azure's /openai/v1 routes. Default: 2024-10-21.
+	// APIVersion pins the Azure api-version query parameter sent
+	// upstream; "v1" selects Azure's /openai/v1 routes. Unset, the
+	// client's api-version (on Azure's dated routes) is sent as is, and
+	// 2024-10-21 when the client sent none (chat, embeddings); Responses
+	// then go to /openai/v1/responses unless the client called
+	// /openai/responses?api-version=..., whose version is kept.
 	APIVersion string `json:"api_version,omitempty"`
 	// APIKey authenticates to the upstream (api-key header for Azure,
 	// Bearer for openai). Use a placeholder such as {env.AZURE_OPENAI_API_KEY}
@@ -91,6 +95,13 @@ type upstream struct {
 	deployment string
 	// urls by operation, built once.
 	chatURL, embeddingsURL string
+	// responsesURL is the Responses endpoint without query, and
+	// responsesQuery its api-version query ("" on v1 routes).
+	responsesURL, responsesQuery string
+	// base is the endpoint; depURL the Azure deployment's path prefix.
+	base, depURL string
+	// pinned: the config names the api-version; the client's is not used.
+	pinned bool
 	// setModel: the body's model must name the upstream model (openai
 	// and Azure v1), not the client's alias.
 	setModel bool
@@ -172,25 +183,34 @@ func (g *Gateway) newUpstream(repl *caddy.Replacer, uc *UpstreamConfig) (*upstre
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("%s: endpoint %q must be an http(s) URL", u.name, endpoint)
 	}
+	u.base = base.String()
 	switch u.kind {
 	case "azure":
 		ver := uc.APIVersion
+		u.pinned = ver != ""
 		if ver == "" {
 			ver = "2024-10-21"
 		}
 		if ver == "v1" {
-			u.chatURL = base.String() + "/openai/v1/chat/completions"
-			u.embeddingsURL = base.String() + "/openai/v1/embeddings"
+			u.chatURL = u.base + "/openai/v1/chat/completions"
+			u.embeddingsURL = u.base + "/openai/v1/embeddings"
+			u.responsesURL = u.base + "/openai/v1/responses"
 			u.setModel = true
 		} else {
-			dep := base.String() + "/openai/deployments/" + url.PathEscape(u.deployment)
+			u.depURL = u.base + "/openai/deployments/" + url.PathEscape(u.deployment)
 			q := "?api-version=" + url.QueryEscape(ver)
-			u.chatURL = dep + "/chat/completions" + q
-			u.embeddingsURL = dep + "/embeddings" + q
+			u.chatURL = u.depURL + "/chat/completions" + q
+			u.embeddingsURL = u.depURL + "/embeddings" + q
+			if u.pinned {
+				u.responsesURL, u.responsesQuery = u.base+"/openai/responses", q
+			} else {
+				u.responsesURL = u.base + "/openai/v1/responses"
+			}
 		}
 	case "openai":
-		u.chatURL = base.String() + "/chat/completions"
-		u.embeddingsURL = base.String() + "/embeddings"
+		u.chatURL = u.base + "/chat/completions"
+		u.embeddingsURL = u.base + "/embeddings"
+		u.responsesURL = u.base + "/responses"
 		u.setModel = true
 	default:
 		return nil, fmt.Errorf("%s: type must be azure or openai, not %q", u.name, u.kind)
@@ -200,6 +220,40 @@ func (g *Gateway) newUpstream(repl *caddy.Replacer, uc *UpstreamConfig) (*upstre
 	}
 	u.state = g.upstreamState(u, base.String())
 	return u, nil
+}
+
+// target is the upstream URL of an operation for this request. An Azure
+// deployment upstream without a pinned api-version takes the client's.
+func (u *upstream) target(op operation, rt *route, rawQuery string) string {
+	ver := ""
+	if u.kind == "azure" && !u.pinned && rt.api == apiAzure {
+		ver = rt.apiVersion
+	}
+	switch op {
+	case opResponses, opStoredResponse:
+		base, q := u.responsesURL, u.responsesQuery
+		if ver != "" {
+			base, q = u.base+"/openai/responses", "?api-version="+url.QueryEscape(ver)
+		}
+		base += rt.tail
+		if rawQuery != "" {
+			if q == "" {
+				q = "?" + rawQuery
+			} else {
+				q += "&" + rawQuery
+			}
+		}
+		return base + q
+	case opEmbeddings:
+		if ver != "" && u.depURL != "" {
+			return u.depURL + "/embeddings?api-version=" + url.QueryEscape(ver)
+		}
+		return u.embeddingsURL
+	}
+	if ver != "" && u.depURL != "" {
+		return u.depURL + "/chat/completions?api-version=" + url.QueryEscape(ver)
+	}
+	return u.chatURL
 }
 
 // upstreamState finds or makes the state shared by every config that has

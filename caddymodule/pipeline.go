@@ -1,0 +1,162 @@
+package caddymodule
+
+import (
+	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/filters"
+	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/tokens"
+)
+
+// Every model request takes the same named steps, whatever its API shape:
+//
+//	ingress     route and key → principal (serve)
+//	preprocess  body parsed, model and policy picked, input filters,
+//	            grounding, meta prompt, token limits, cache lookup,
+//	            budgets reserved (preprocess)
+//	call        the pool's deployments, with retries and failover (call)
+//	relay       the answer to the client, whole or event by event, through
+//	            the output filters and post-processors (relay)
+//	settle      usage settled against budgets, audit record, metrics and
+//	            logs (finish)
+//
+// An API shape (chat completions, Responses, embeddings) is an adapter:
+// it reads and rewrites its own wire format for each step and relays its
+// own answers; the steps and their order are the pipeline's.
+type apiAdapter interface {
+	// op is the upstream operation the shape calls.
+	op() operation
+	// parse validates the body and returns what the pipeline needs.
+	parse(body []byte) (apiRequest, error)
+	// prepare is the shape's part of preprocessing; nil when policies'
+	// sections (filters, grounding, meta prompt, limits, cache, budgets)
+	// do not apply to the shape.
+	prepare() promptAdapter
+	// forUpstream makes the last changes before the call (e.g. asking
+	// for usage on streams).
+	forUpstream(body []byte, req apiRequest) ([]byte, error)
+	// relayAnswer sends a whole upstream answer.
+	relayAnswer(ex *exchange, at *attempt) error
+	// relayStream sends a streamed answer, event by event.
+	relayStream(ex *exchange, at *attempt, req apiRequest) error
+}
+
+// apiRequest is what the pipeline reads from a request body.
+type apiRequest struct {
+	model        string // "" when absent (Azure's deployment path)
+	stream       bool
+	includeUsage bool // the client asked for the usage chunk (chat)
+}
+
+// promptAdapter reads and rewrites the prompt of one API shape for the
+// preprocessing steps.
+type promptAdapter interface {
+	// userText is the text of the client's last user turn, for meta
+	// prompt templates and the semantic search.
+	userText(body []byte) string
+	// filterInput runs the input stage of the chain over the client's
+	// text: a block refuses the request, a redaction rewrites the body.
+	filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error)
+	// applyMeta places the rendered meta prompt in the body.
+	applyMeta(body []byte, meta *policies.MetaPrompt, d policies.Data) ([]byte, error)
+	// clampOutput lowers (or sets) the answer's token cap to max.
+	clampOutput(body []byte, max int, tokenizer string) ([]byte, error)
+	// maxOutput is the request's own answer cap (0: none).
+	maxOutput(body []byte) int64
+	// countPrompt counts the prompt's tokens as the model will see them.
+	countPrompt(enc *tokens.Encoder, body []byte) (int, error)
+	// promptParam names the body member a prompt error points at.
+	promptParam() string
+	// cacheable reports whether a complete answer may be cached.
+	cacheable(stream bool, answer []byte) bool
+}
+
+// serveModel runs a model request through the pipeline's steps.
+func (g *Gateway) serveModel(ex *exchange, ad apiAdapter) error {
+	ex.api = ad
+	body, req, err := g.preprocess(ex, ad)
+	if err != nil || ex.cacheHit {
+		return err
+	}
+	if body, err = ad.forUpstream(body, req); err != nil {
+		return err
+	}
+	ex.sent = body
+	at, err := g.call(ex, ex.model.pool, ad.op(), body, req.stream)
+	if err != nil {
+		return err
+	}
+	defer at.close()
+	ex.upstream = at.upstream
+	return ex.relay(ad, at, req)
+}
+
+// preprocess reads the body and applies the policy before the call: it
+// ends with a cache hit (ex.cacheHit) or the body to send upstream, with
+// its budget reserved.
+func (g *Gateway) preprocess(ex *exchange, ad apiAdapter) ([]byte, apiRequest, error) {
+	body, err := ex.readBody()
+	if err != nil {
+		return nil, apiRequest{}, err
+	}
+	req, err := ad.parse(body)
+	if err != nil {
+		return nil, req, err
+	}
+	alias, err := requestedModel(ex.route, req.model)
+	if err != nil {
+		return nil, req, err
+	}
+	if body, err = g.applyPolicy(ex, ad, body, alias); err != nil {
+		return nil, req, err
+	}
+	if rt := ex.rt; rt != nil && ad.prepare() != nil {
+		if rt.cacheTTL > 0 {
+			ex.cacheKey = ex.computeCacheKey(body)
+			if ex.cacheLookup(ex.cacheKey) {
+				return nil, req, nil
+			}
+		}
+		// A cached answer costs nothing upstream; only a call is budgeted.
+		if err := ex.reserve(body, rt); err != nil {
+			return nil, req, err
+		}
+	}
+	return body, req, nil
+}
+
+// relay sends the upstream's answer through the shape's adapter.
+func (ex *exchange) relay(ad apiAdapter, at *attempt, req apiRequest) error {
+	if req.stream && at.body == nil {
+		return ad.relayStream(ex, at, req)
+	}
+	return ad.relayAnswer(ex, at)
+}
+
+// usageFields name the members of a shape's usage object.
+type usageFields struct{ prompt, completion, cached string }
+
+var (
+	chatUsage      = usageFields{"prompt_tokens", "completion_tokens", "prompt_tokens_details.cached_tokens"}
+	responsesUsage = usageFields{"input_tokens", "output_tokens", "input_tokens_details.cached_tokens"}
+)
+
+// recordUsage takes the upstream's token counts.
+func (ex *exchange) recordUsage(u gjson.Result, f usageFields) {
+	if !u.IsObject() {
+		return
+	}
+	ex.usageReported = true
+	ex.promptTokens = u.Get(f.prompt).Int()
+	ex.completionTokens = u.Get(f.completion).Int()
+	ex.cachedTokens = u.Get(f.cached).Int()
+}
+
+// adapterFor is the adapter of an operation's API shape.
+func adapterFor(op operation) apiAdapter {
+	switch op {
+	case opEmbeddings:
+		return embeddingsAPI{}
+	}
+	return chatAPI{}
+}

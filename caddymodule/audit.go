@@ -30,7 +30,7 @@ func (g *Gateway) provisionAudit(ctx caddy.Context) error {
 // record hands the interaction to the audit module. It never blocks the
 // response: the module queues it.
 func (ex *exchange) record() {
-	if ex.g.audit == nil || (ex.route.op != opChat && ex.route.op != opEmbeddings) {
+	if ex.g.audit == nil || (ex.route.op != opChat && ex.route.op != opEmbeddings && ex.route.op != opResponses) {
 		return
 	}
 	in := &post.Interaction{

@@ -32,10 +32,12 @@ type exchange struct {
 	// upstreamQuery is the client's query passed to the upstream (stored
 	// responses: include, after, limit...), api-version removed.
 	upstreamQuery string
-	principal     *principal
-	model         *model
-	policy        *policies.Policy // nil without policies
-	feature       string
+	// stored is the owner record of the response a request continues.
+	stored    *storedResponse
+	principal *principal
+	model     *model
+	policy    *policies.Policy // nil without policies
+	feature   string
 
 	packed        *grounding.Packed // the context that reached the model, for post-processing
 	rt            *policyRuntime    // the policy's compiled sections (nil without policies)

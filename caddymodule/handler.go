@@ -114,6 +114,13 @@ type Gateway struct {
 	// when the store cannot cache (memory). Default: 64 MiB.
 	CacheMaxSize int64 `json:"cache_max_size,omitempty"`
 
+	// ResponseOwnersMaxSize bounds the in-process record of who created
+	// each stored response (Responses API), in bytes, used when the store
+	// cannot keep it (memory); a record evicted for room makes its
+	// response unreachable through the gateway (404), never reachable by
+	// another key. Default: 16 MiB (about 150,000 responses).
+	ResponseOwnersMaxSize int64 `json:"response_owners_max_size,omitempty"`
+
 	// Filters are named content filters (modules in llm_gateway.filters:
 	// pii, prompt_injection, blocklist, regex) that policies switch on by
 	// name in their filters section. They act on the client's messages
@@ -151,6 +158,7 @@ type Gateway struct {
 	policies   *policyState
 	store      budgets.Store
 	cache      respcache.Store
+	owners     *ownerStore
 	audit      post.Recorder
 	filters    map[string]filters.Filter
 	processors map[string]post.Processor
@@ -256,6 +264,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := g.provisionCache(); err != nil {
 		return err
 	}
+	if err := g.provisionOwners(); err != nil {
+		return err
+	}
 	if err := g.provisionFilters(ctx); err != nil {
 		return err
 	}
@@ -353,6 +364,10 @@ func (g *Gateway) serve(ex *exchange) error {
 		return g.serveModel(ex, chatAPI{})
 	case opEmbeddings:
 		return g.serveModel(ex, embeddingsAPI{})
+	case opResponses:
+		return g.serveModel(ex, responsesAPI{})
+	case opStoredResponse:
+		return g.serveStoredResponse(ex)
 	case opTokenCounter:
 		return g.serveTokenCounter(ex)
 	case opPolicies:

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 
-
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/tokens"
 	"github.com/groundgate/groundgate/wire"

@@ -46,6 +46,10 @@ type apiRequest struct {
 	model        string // "" when absent (Azure's deployment path)
 	stream       bool
 	includeUsage bool // the client asked for the usage chunk (chat)
+	// previousID is the stored response a request continues (Responses);
+	// it must belong to the request's principal.
+	previousID string
+	noStore    bool // the client asked the upstream not to store the answer
 }
 
 // promptAdapter reads and rewrites the prompt of one API shape for the
@@ -107,6 +111,11 @@ func (g *Gateway) preprocess(ex *exchange, ad apiAdapter) ([]byte, apiRequest, e
 	if err != nil {
 		return nil, req, err
 	}
+	if req.previousID != "" {
+		if ex.stored, err = g.owners.check(ex, req.previousID, "previous_response_id"); err != nil {
+			return nil, req, err
+		}
+	}
 	if body, err = g.applyPolicy(ex, ad, body, alias); err != nil {
 		return nil, req, err
 	}
@@ -157,6 +166,8 @@ func adapterFor(op operation) apiAdapter {
 	switch op {
 	case opEmbeddings:
 		return embeddingsAPI{}
+	case opResponses:
+		return responsesAPI{}
 	}
 	return chatAPI{}
 }

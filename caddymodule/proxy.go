@@ -54,6 +54,10 @@ func (g *Gateway) call(ex *exchange, p *pool, op operation, body []byte, stream 
 	ctx := ex.r.Context()
 	deadline := ex.start.Add(time.Duration(g.Timeout))
 	order := p.order()
+	if ex.stored != nil {
+		// A follow-up goes where the response it continues is stored.
+		order = preferUpstream(order, ex.stored.upstream)
+	}
 	var tried uint64 // bit i: order[i] was tried since the last reset
 	var last failure
 	var lastRefusal error
@@ -167,7 +171,11 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 	if stream && resp.StatusCode == http.StatusOK {
 		// Still within the attempt's timer: wait for the first token.
 		rd := sse.NewReader(resp.Body, 0)
-		early, err := earlyEvents(rd)
+		starts := startsAnswer
+		if op == opResponses {
+			starts = responseStarts
+		}
+		early, err := earlyEvents(rd, starts)
 		if err != nil {
 			resp.Body.Close()
 			return fail("stream_reset", fmt.Errorf("%w: stream broke before its first token: %v", errFailure, err))
@@ -299,6 +307,19 @@ func (p *pool) order() []*upstream {
 		out[i] = k.u
 	}
 	return out
+}
+
+// preferUpstream moves the upstream called name to the front of order.
+func preferUpstream(order []*upstream, name string) []*upstream {
+	for i, u := range order {
+		if u.name == name && i > 0 {
+			out := make([]*upstream, 0, len(order))
+			out = append(out, u)
+			out = append(out, order[:i]...)
+			return append(out, order[i+1:]...)
+		}
+	}
+	return order
 }
 
 // next returns the first upstream in order that is untried, not cooling

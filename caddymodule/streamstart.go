@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -26,7 +27,7 @@ const (
 // earlyEvents reads events from rd up to and including the first that
 // commits the stream (startsAnswer), copying them out of the reader's
 // buffers. An error means the stream broke before its first token.
-func earlyEvents(rd *sse.Reader) ([]sse.Event, error) {
+func earlyEvents(rd *sse.Reader, starts func(*sse.Event) bool) ([]sse.Event, error) {
 	var (
 		out  []sse.Event
 		size int
@@ -39,7 +40,7 @@ func earlyEvents(rd *sse.Reader) ([]sse.Event, error) {
 		cp := sse.Event{Raw: bytes.Clone(ev.Raw), Data: bytes.Clone(ev.Data), Name: bytes.Clone(ev.Name), HasData: ev.HasData}
 		out = append(out, cp)
 		size += len(cp.Raw)
-		if startsAnswer(&cp) || len(out) >= maxEarlyEvents || size >= maxEarlyBytes {
+		if starts(&cp) || len(out) >= maxEarlyEvents || size >= maxEarlyBytes {
 			return out, nil
 		}
 	}
@@ -76,6 +77,19 @@ func startsAnswer(ev *sse.Event) bool {
 		return !started
 	})
 	return started
+}
+
+// responseStarts is startsAnswer for the Responses API's typed events: a
+// delta of text, refusal or arguments, an error, or the response's end.
+func responseStarts(ev *sse.Event) bool {
+	if !ev.HasData {
+		return false
+	}
+	if ev.Done() {
+		return true
+	}
+	typ := gjson.GetBytes(ev.Data, "type").Str
+	return strings.HasSuffix(typ, ".delta") || typ == "error" || terminalEvent(typ)
 }
 
 // primedReader replays the events held before the first token, then

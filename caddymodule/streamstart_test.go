@@ -93,11 +93,11 @@ func TestEarlyEventsBounded(t *testing.T) {
 	for range maxEarlyEvents + 10 {
 		b.WriteString(": keep-alive\n\n")
 	}
-	evs, err := earlyEvents(sse.NewReader(strings.NewReader(b.String()), 0))
+	evs, err := earlyEvents(sse.NewReader(strings.NewReader(b.String()), 0), startsAnswer)
 	if err != nil || len(evs) != maxEarlyEvents {
 		t.Fatalf("%d events, %v", len(evs), err)
 	}
-	if _, err := earlyEvents(sse.NewReader(strings.NewReader("data: {\"choices\":[]}\n\n"), 0)); err == nil {
+	if _, err := earlyEvents(sse.NewReader(strings.NewReader("data: {\"choices\":[]}\n\n"), 0), startsAnswer); err == nil {
 		t.Fatal("a stream that ends before its first token is not an error")
 	}
 }

@@ -309,9 +309,18 @@ func metadataValue(root gjson.Result, name string) gjson.Result {
 
 // LastUserText returns the text of the last message with role "user" of a
 // parsed chat request: its content string, or its text parts joined by
-// newlines. "" when there is none.
+// newlines. "" when there is none. For a Responses API request (no
+// "messages") it reads "input": the input string, or the last user
+// message item's text (input_text parts).
 func LastUserText(root gjson.Result) string {
 	msgs := root.Get("messages")
+	if !msgs.Exists() {
+		in := root.Get("input")
+		if in.Type == gjson.String {
+			return in.Str
+		}
+		msgs = in
+	}
 	if !msgs.IsArray() {
 		return ""
 	}
@@ -331,7 +340,7 @@ func LastUserText(root gjson.Result) string {
 	}
 	var b strings.Builder
 	c.ForEach(func(_, p gjson.Result) bool {
-		if p.Get("type").Str == "text" {
+		if typ := p.Get("type").Str; typ == "text" || typ == "input_text" {
 			if t := p.Get("text"); t.Type == gjson.String {
 				if b.Len() > 0 {
 					b.WriteByte('\n')

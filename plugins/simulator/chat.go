@@ -45,6 +45,10 @@ type chatRequest struct {
 	dir          directives
 	promptTokens int
 
+	// preset replaces the default answer (JSON for a response format, a
+	// tool result's summary); directives still take precedence.
+	preset string
+
 	answer           string
 	finish           string // stop | length | content_filter
 	completionTokens int    // per choice
@@ -414,6 +418,8 @@ func (h *Simulator) buildAnswer(req *chatRequest, msgs gjson.Result, lastUser st
 		answer = strings.Join(sys, "\n")
 	case req.dir.tokens >= 0:
 		answer, known = tokenAnswer(enc, req.dir.tokens)
+	case req.preset != "":
+		answer = req.preset
 	default:
 		answer = `Simulated answer to: "` + truncateRunes(stripDirectives(lastUser), quoteLimit) + `"`
 	}

@@ -119,6 +119,7 @@ type Simulator struct {
 	retryAfter    time.Duration
 	now           func() time.Time
 	logger        *zap.Logger
+	responses     responseStore
 }
 
 // Deployment is one model deployment of the simulated resource.
@@ -383,6 +384,27 @@ func (h *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 			return h.serveEmbeddings(w, r, nil, apiVersion, &rng)
 		}
 		return h.serveChat(w, r, nil, apiVersion, &rng)
+
+	case path == "/openai/v1/responses" || path == "/v1/responses" || (path == "/openai/responses" && apiVersion != ""):
+		if r.Method != http.MethodPost {
+			break
+		}
+		if !h.authorized(r) {
+			writeJSON(w, http.StatusUnauthorized, bodyUnauthorized)
+			return nil
+		}
+		if apiVersion == "" {
+			apiVersion = "v1"
+		}
+		return h.serveResponses(w, r, apiVersion, &rng)
+
+	case strings.HasPrefix(path, "/openai/v1/responses/") || strings.HasPrefix(path, "/v1/responses/") ||
+		(strings.HasPrefix(path, "/openai/responses/") && apiVersion != ""):
+		if !h.authorized(r) {
+			writeJSON(w, http.StatusUnauthorized, bodyUnauthorized)
+			return nil
+		}
+		return h.serveStoredResponse(w, r, path[strings.Index(path, "/responses/")+len("/responses/"):])
 
 	case path == "/openai/v1/models" || path == "/v1/models" || (path == "/openai/models" && apiVersion != ""):
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -1,0 +1,370 @@
+package caddymodule
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/groundgate/groundgate/filters"
+	"github.com/groundgate/groundgate/post"
+	"github.com/groundgate/groundgate/sse"
+)
+
+// responsesEvents relays a Responses stream's typed events. Untouched
+// streams are forwarded byte for byte. With output filters or
+// post-processors, each output_text delta passes the filters' bounded
+// hold-back window and the rewriters; what they still hold is released in
+// one more delta just before response.output_text.done; the done events
+// and the final response carry the text as the client received it;
+// function call arguments are held until complete and filtered whole.
+// Sequence numbers stay consecutive.
+type responsesEvents struct {
+	ex       *exchange
+	store    bool // record the response's owner
+	chain    *filters.Chain
+	posts    *post.Chain
+	active   bool  // events are rewritten
+	offset   int64 // events the gateway added so far
+	lastSeq  int64
+	parts    map[partKey]*partState
+	calls    map[int64]*callState
+	snapshot []byte // the response object as created, for a filtered end
+	terminal bool
+}
+
+type partKey struct{ item, part int64 }
+
+// partState is one output_text part on its way to the client.
+type partState struct {
+	sc   *filters.StreamScanner
+	rw   post.Rewriter
+	text []byte // as sent
+	ctx  []byte // context members from the rewriters
+}
+
+// callState is one function call whose arguments are held.
+type callState struct {
+	args []byte
+	out  string
+	done bool
+}
+
+func newResponsesEvents(ex *exchange, store bool) *responsesEvents {
+	re := &responsesEvents{ex: ex, store: store, chain: ex.outputChain()}
+	if ex.rt != nil && ex.rt.post != nil && ex.rt.post.Len() > 0 {
+		re.posts = ex.rt.post
+		ex.postResult = new(post.Result)
+	}
+	re.active = re.chain != nil || re.posts != nil
+	if re.active {
+		re.parts = map[partKey]*partState{}
+		re.calls = map[int64]*callState{}
+	}
+	return re
+}
+
+// Events that end a response.
+func terminalEvent(typ string) bool {
+	return typ == "response.completed" || typ == "response.incomplete" || typ == "response.failed"
+}
+
+func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
+	ex := re.ex
+	if ev.Done() { // OpenAI-compatible servers may end with [DONE]
+		re.terminal = true
+		if err := out.send(ev.Raw); err != nil {
+			return true, err
+		}
+		re.cache()
+		return true, nil
+	}
+	root := gjson.ParseBytes(ev.Data)
+	typ := root.Get("type").Str
+	switch {
+	case typ == "response.created":
+		if id := root.Get("response.id").Str; id != "" && re.store {
+			_ = ex.g.owners.record(ex, id)
+		}
+		if re.active {
+			re.snapshot = []byte(root.Get("response").Raw)
+		}
+	case typ == "response.output_text.delta" || typ == "response.function_call_arguments.delta" || typ == "response.refusal.delta":
+		if ex.ttft == 0 {
+			ex.ttft = time.Since(ex.start)
+			timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())
+		}
+		if typ == "response.output_text.delta" && !ex.usageReported {
+			ex.answer = append(ex.answer, root.Get("delta").Str...)
+		}
+	case terminalEvent(typ):
+		ex.recordUsage(root.Get("response.usage"), responsesUsage)
+		ex.finished = true
+		re.terminal = true
+	}
+	if seq := root.Get("sequence_number"); seq.Exists() {
+		re.lastSeq = seq.Int()
+	}
+	if !re.active {
+		if err := out.send(ev.Raw); err != nil {
+			return true, err
+		}
+		if re.terminal {
+			re.cache()
+		}
+		return re.terminal, nil
+	}
+	data, blocked, err := re.rewrite(out, typ, root, ev.Data)
+	if err != nil || blocked {
+		return true, err
+	}
+	if err := out.send(typedEvent(typ, re.renumber(data))); err != nil {
+		return true, err
+	}
+	if re.terminal {
+		re.cache()
+	}
+	return re.terminal, nil
+}
+
+// rewrite applies filters and rewriters to one event; blocked means the
+// stream was ended for the client.
+func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result, data []byte) ([]byte, bool, error) {
+	switch typ {
+	case "response.output_text.delta":
+		ps := re.part(root)
+		emit, ok := ps.push(root.Get("delta").Str)
+		if !ok {
+			return nil, true, re.block(out, ps.sc)
+		}
+		data, _ = sjson.SetBytes(data, "delta", emit)
+	case "response.output_text.done":
+		ps := re.part(root)
+		rest, ok := ps.close()
+		if !ok {
+			return nil, true, re.block(out, ps.sc)
+		}
+		if rest != "" {
+			extra, _ := sjson.SetBytes(data, "type", "response.output_text.delta")
+			extra, _ = sjson.DeleteBytes(extra, "text")
+			extra, _ = sjson.SetBytes(extra, "delta", rest)
+			if err := out.send(typedEvent("response.output_text.delta", re.renumber(extra))); err != nil {
+				return nil, false, err
+			}
+			re.offset++
+		}
+		data, _ = sjson.SetBytes(data, "text", string(ps.text))
+	case "response.content_part.done":
+		if ps, ok := re.parts[partKey{root.Get("output_index").Int(), root.Get("content_index").Int()}]; ok {
+			data, _ = sjson.SetBytes(data, "part.text", string(ps.text))
+		}
+	case "response.output_item.done":
+		data = re.fixItem(data, "item", root.Get("output_index").Int(), root.Get("item"))
+	case "response.function_call_arguments.delta":
+		if re.chain != nil {
+			cs := re.call(root.Get("output_index").Int())
+			cs.args = append(cs.args, root.Get("delta").Str...)
+			data, _ = sjson.SetBytes(data, "delta", "")
+		}
+	case "response.function_call_arguments.done":
+		if re.chain != nil {
+			cs := re.call(root.Get("output_index").Int())
+			res := re.chain.Run(root.Get("arguments").Str, filters.StageOutput)
+			re.ex.countFindings(res.Findings, "output")
+			if res.Blocked {
+				return nil, true, re.block(out, nil)
+			}
+			cs.out, cs.done = res.Text, true
+			extra, _ := sjson.SetBytes(data, "type", "response.function_call_arguments.delta")
+			extra, _ = sjson.DeleteBytes(extra, "arguments")
+			extra, _ = sjson.DeleteBytes(extra, "name")
+			extra, _ = sjson.SetBytes(extra, "delta", cs.out)
+			if err := out.send(typedEvent("response.function_call_arguments.delta", re.renumber(extra))); err != nil {
+				return nil, false, err
+			}
+			re.offset++
+			data, _ = sjson.SetBytes(data, "arguments", cs.out)
+		}
+	default:
+		if terminalEvent(typ) {
+			i := int64(-1)
+			root.Get("response.output").ForEach(func(_, it gjson.Result) bool {
+				i++
+				data = re.fixItem(data, "response.output."+strconv.FormatInt(i, 10), i, it)
+				return true
+			})
+			if v := re.ex.postResult; v != nil && v.HeaderValue() != "" {
+				data, _ = sjson.SetBytes(data, "response.metadata.groundgate_grounding", v.HeaderValue())
+			}
+		}
+	}
+	return data, false, nil
+}
+
+// fixItem puts the text and arguments as sent into an output item at path.
+func (re *responsesEvents) fixItem(data []byte, path string, idx int64, it gjson.Result) []byte {
+	switch it.Get("type").Str {
+	case "message":
+		var ctx []byte
+		j := int64(-1)
+		it.Get("content").ForEach(func(_, part gjson.Result) bool {
+			j++
+			if ps, ok := re.parts[partKey{idx, j}]; ok {
+				data, _ = sjson.SetBytes(data, path+".content."+strconv.FormatInt(j, 10)+".text", string(ps.text))
+				ctx = post.MergeContext(ctx, ps.ctx)
+			}
+			return true
+		})
+		if len(ctx) > 0 {
+			data, _ = sjson.SetRawBytes(data, path+".context", ctx)
+		}
+	case "function_call":
+		if cs, ok := re.calls[idx]; ok && cs.done {
+			data, _ = sjson.SetBytes(data, path+".arguments", cs.out)
+		}
+	}
+	return data
+}
+
+func (re *responsesEvents) part(root gjson.Result) *partState {
+	k := partKey{root.Get("output_index").Int(), root.Get("content_index").Int()}
+	ps, ok := re.parts[k]
+	if !ok {
+		ps = new(partState)
+		if re.chain != nil {
+			ps.sc = re.chain.NewStreamScanner(filters.StageOutput)
+		}
+		if re.posts != nil {
+			ps.rw = re.posts.NewRewriter(re.ex.postRequest(), re.ex.postResult)
+		}
+		re.parts[k] = ps
+	}
+	return ps
+}
+
+func (re *responsesEvents) call(idx int64) *callState {
+	cs, ok := re.calls[idx]
+	if !ok {
+		cs = new(callState)
+		re.calls[idx] = cs
+	}
+	return cs
+}
+
+// push passes a delta through the filters' window and the rewriters;
+// false means a filter blocked.
+func (ps *partState) push(text string) (string, bool) {
+	emit := text
+	if ps.sc != nil {
+		var v filters.Verdict
+		if emit, v = ps.sc.Push(text); v == filters.Blocked {
+			return "", false
+		}
+	}
+	if ps.rw != nil {
+		var cx []byte
+		emit, cx = ps.rw.Delta(emit)
+		emit, ps.ctx = strings.Clone(emit), post.MergeContext(ps.ctx, bytes.Clone(cx))
+	}
+	ps.text = append(ps.text, emit...)
+	return emit, true
+}
+
+// close releases what the part still holds.
+func (ps *partState) close() (string, bool) {
+	rest := ""
+	if ps.sc != nil {
+		var v filters.Verdict
+		if rest, v = ps.sc.Close(); v == filters.Blocked {
+			return "", false
+		}
+	}
+	if ps.rw != nil {
+		e, cx := ps.rw.Delta(rest)
+		rest, ps.ctx = strings.Clone(e), post.MergeContext(ps.ctx, bytes.Clone(cx))
+		tail, cx := ps.rw.Finish()
+		rest += tail
+		ps.ctx = post.MergeContext(ps.ctx, bytes.Clone(cx))
+	}
+	ps.text = append(ps.text, rest...)
+	return rest, true
+}
+
+// block ends a stream an output filter blocked: response.incomplete with
+// incomplete_details.reason content_filter, and nothing of the blocked
+// text. The upstream stream is abandoned.
+func (re *responsesEvents) block(out *streamOut, sc *filters.StreamScanner) error {
+	ex := re.ex
+	if sc != nil {
+		ex.countFindings(sc.Findings(), "output")
+	}
+	resp := re.snapshot
+	if len(resp) == 0 {
+		resp = []byte(`{"object":"response"}`)
+	}
+	resp = markFiltered(bytes.Clone(resp), "")
+	resp, _ = sjson.SetRawBytes(resp, "output", []byte("[]"))
+	b := []byte(`{"type":"response.incomplete","sequence_number":0,"response":`)
+	b = append(b, resp...)
+	b = append(b, '}')
+	b = re.renumber(b)
+	ex.armWrite()
+	if _, err := ex.w.Write(typedEvent("response.incomplete", b)); err != nil {
+		return ex.clientGone(err)
+	}
+	_ = out.rc.Flush()
+	ex.filteredOut = true
+	return nil
+}
+
+// renumber gives an event the next sequence number when the gateway has
+// added events before it.
+func (re *responsesEvents) renumber(data []byte) []byte {
+	if re.offset == 0 && gjson.GetBytes(data, "sequence_number").Int() == re.lastSeq {
+		return data
+	}
+	data, _ = sjson.SetBytes(data, "sequence_number", re.lastSeq+re.offset)
+	return data
+}
+
+func (re *responsesEvents) closed(out *streamOut) (bool, error) {
+	if !re.terminal {
+		return false, nil
+	}
+	return true, nil
+}
+
+var (
+	responsesBrokenBody = []byte(`{"type":"error","code":"upstream_stream_error","message":"The upstream stream ended unexpectedly; the response is incomplete.","param":null}`)
+	responsesIdleBody   = []byte(`{"type":"error","code":"upstream_stream_timeout","message":"The upstream stream stalled; the response is incomplete.","param":null}`)
+)
+
+// broken ends a cut stream with an error event, as the service reports
+// a failure mid-stream.
+func (re *responsesEvents) broken(stalled bool) []byte {
+	body := responsesBrokenBody
+	if stalled {
+		body = responsesIdleBody
+	}
+	body, _ = sjson.SetBytes(body, "sequence_number", re.lastSeq+re.offset+1)
+	return typedEvent("error", body)
+}
+
+func (re *responsesEvents) cache() {
+	if ex := re.ex; ex.cacheKey != "" && !ex.filteredOut {
+		ex.cacheStore(ex.cacheKey, true, ex.streamCopy, ex.rt.cacheTTL)
+	}
+}
+
+// typedEvent is an SSE event with its type as the event name.
+func typedEvent(typ string, data []byte) []byte {
+	b := make([]byte, 0, len(typ)+len(data)+16)
+	b = append(b, "event: "...)
+	b = append(b, typ...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}

@@ -43,7 +43,7 @@ func (chatAPI) relayStream(ex *exchange, at *attempt, req apiRequest) error {
 
 // relayAnswer sends a whole completion through the output filters and
 // post-processors, or an upstream 4xx unchanged.
-func (chatAPI) relayAnswer(ex *exchange, at *attempt) error {
+func (chatAPI) relayAnswer(ex *exchange, at *attempt, _ apiRequest) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"), chatUsage)
 		at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))

@@ -25,7 +25,7 @@ func (embeddingsAPI) parse(body []byte) (apiRequest, error) {
 
 func (embeddingsAPI) forUpstream(body []byte, _ apiRequest) ([]byte, error) { return body, nil }
 
-func (embeddingsAPI) relayAnswer(ex *exchange, at *attempt) error {
+func (embeddingsAPI) relayAnswer(ex *exchange, at *attempt, _ apiRequest) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"), chatUsage)
 	}
@@ -33,5 +33,5 @@ func (embeddingsAPI) relayAnswer(ex *exchange, at *attempt) error {
 }
 
 func (embeddingsAPI) relayStream(ex *exchange, at *attempt, _ apiRequest) error {
-	return embeddingsAPI{}.relayAnswer(ex, at) // embeddings never stream
+	return embeddingsAPI{}.relayAnswer(ex, at, apiRequest{}) // embeddings never stream
 }

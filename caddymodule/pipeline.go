@@ -36,7 +36,7 @@ type apiAdapter interface {
 	// for usage on streams).
 	forUpstream(body []byte, req apiRequest) ([]byte, error)
 	// relayAnswer sends a whole upstream answer.
-	relayAnswer(ex *exchange, at *attempt) error
+	relayAnswer(ex *exchange, at *attempt, req apiRequest) error
 	// relayStream sends a streamed answer, event by event.
 	relayStream(ex *exchange, at *attempt, req apiRequest) error
 }
@@ -139,7 +139,7 @@ func (ex *exchange) relay(ad apiAdapter, at *attempt, req apiRequest) error {
 	if req.stream && at.body == nil {
 		return ad.relayStream(ex, at, req)
 	}
-	return ad.relayAnswer(ex, at)
+	return ad.relayAnswer(ex, at, req)
 }
 
 // usageFields name the members of a shape's usage object.

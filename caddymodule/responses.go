@@ -44,14 +44,14 @@ func (responsesAPI) relayStream(ex *exchange, at *attempt, req apiRequest) error
 // relayAnswer sends a whole response through the output filters and
 // post-processors and records who owns it; an upstream 4xx passes
 // through unchanged.
-func (responsesAPI) relayAnswer(ex *exchange, at *attempt) error {
+func (responsesAPI) relayAnswer(ex *exchange, at *attempt, req apiRequest) error {
 	if at.resp.StatusCode == http.StatusOK {
 		root := gjson.ParseBytes(at.body)
 		ex.recordUsage(root.Get("usage"), responsesUsage)
 		if !ex.usageReported {
 			ex.answer = append(ex.answer, responseText(root.Get("output"))...)
 		}
-		if id := root.Get("id").Str; id != "" && root.Get("store").Type != gjson.False {
+		if id := root.Get("id").Str; id != "" && !req.noStore {
 			if err := ex.g.owners.record(ex, id); err != nil {
 				return err
 			}

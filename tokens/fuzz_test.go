@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,33 @@ func FuzzCountSegments(f *testing.F) {
 			if got, want := e.Count(text), e.core.count(text); got != want {
 				t.Fatalf("%s: Count = %d, whole-text count %d for %q", e.Name(), got, want, text)
 			}
+		}
+	})
+}
+
+// FuzzCountResponses: any valid Responses body counts without panicking,
+// at least the reply priming, and the string input form costs what the
+// one-message item form costs.
+func FuzzCountResponses(f *testing.F) {
+	f.Add(`{"input":"hello there","instructions":"be brief"}`)
+	f.Add(`{"input":[{"role":"user","content":[{"type":"input_text","text":"x"},{"type":"input_image","detail":"low"}]},{"type":"function_call","name":"f","arguments":"{}"},{"type":"function_call_output","output":[1]}],"tools":[{"type":"function","name":"f","parameters":{"type":"object"}}]}`)
+	enc, err := ForModel("gpt-4o")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		body, _ := json.Marshal(map[string]any{"input": text})
+		n, err := enc.CountResponsesValid(body)
+		if err != nil || n < replyPriming {
+			t.Fatalf("%q: %d %v", text, n, err)
+		}
+		items, _ := json.Marshal(map[string]any{"input": []any{map[string]any{"role": "user", "content": text}}})
+		// role "user" is one token, as the string form assumes.
+		if m, err := enc.CountResponsesValid(items); err != nil || m != n {
+			t.Fatalf("%q: string form %d, item form %d (%v)", text, n, m, err)
+		}
+		if gjson.Valid(text) {
+			_, _ = enc.CountResponsesValid([]byte(text))
 		}
 	})
 }

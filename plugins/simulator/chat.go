@@ -45,6 +45,9 @@ type chatRequest struct {
 	dir          directives
 	promptTokens int
 
+	call     *toolCall // the answer is this function call
+	logprobs bool      // logprobs were asked for
+
 	// preset replaces the default answer (JSON for a response format, a
 	// tool result's summary); directives still take precedence.
 	preset string
@@ -98,7 +101,12 @@ func (h *Simulator) serveChat(w http.ResponseWriter, r *http.Request, dep *deplo
 		return nil
 	}
 	req.promptTokens = pt
+	h.chatTools(root, &req, msgs, lastUser, rng)
 	h.buildAnswer(&req, msgs, lastUser)
+	if req.call != nil {
+		req.answer, req.finish, req.filteredAt = "", "tool_calls", -1
+		req.completionTokens = dep.enc.Count(req.call.name + req.call.arguments)
+	}
 	faults := h.drawFaults(rng)
 
 	adm := dep.window.admit(h.now(), int64(req.promptTokens+req.completionTokens*req.n), h.RequestsPerMinute, h.TokensPerMinute)
@@ -579,7 +587,20 @@ func (h *Simulator) writeCompletion(w http.ResponseWriter, req *chatRequest, id 
 			b = append(b, `,"logprobs":null,"message":{"role":"assistant"}}`...)
 			continue
 		}
-		b = append(b, `,"logprobs":null,"message":{"annotations":[],"content":`...)
+		if req.logprobs {
+			b = append(b, `,"logprobs":{"content":`...)
+			b = appendPieceLogprobs(b, req.answer)
+			b = append(b, `,"refusal":null}`...)
+		} else {
+			b = append(b, `,"logprobs":null`...)
+		}
+		if req.call != nil {
+			b = append(b, `,"message":{"annotations":[],"content":null,"refusal":null,"role":"assistant","tool_calls":[`...)
+			b = appendToolCall(b, req.call)
+			b = append(b, "]}}"...)
+			continue
+		}
+		b = append(b, `,"message":{"annotations":[],"content":`...)
 		if contentJSON == nil {
 			start := len(b)
 			b = appendJSONString(b, req.answer)
@@ -617,4 +638,53 @@ func appendUsage(b []byte, prompt, completion int) []byte {
 	b = append(b, `,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":0},"total_tokens":`...)
 	b = appendInt(b, int64(prompt+completion))
 	return append(b, '}')
+}
+
+// chatTools reads what shapes a chat answer beyond its text: a function
+// call when tools are sent (the first function tool, or the one
+// tool_choice names, unless the last message is already a tool's result
+// or tool_choice is "none"), JSON for response_format, logprobs.
+// Directives (echo, tokens=N) keep their text answer.
+func (h *Simulator) chatTools(root gjson.Result, req *chatRequest, msgs gjson.Result, lastUser string, rng *rand.PCG) {
+	req.logprobs = root.Get("logprobs").Type == gjson.True
+	last := msgs.Get("@reverse.0")
+	lastIsTool := last.Get("role").Str == "tool"
+	directed := req.dir.echo || req.dir.echoSystem || req.dir.tokens >= 0
+	if t := chooseTool(root.Get("tools"), root.Get("tool_choice"), lastIsTool); t != nil && !directed {
+		name, args := toolArguments(*t)
+		req.call = &toolCall{name: name, arguments: args, callID: newCallID(rng)}
+		return
+	}
+	quote := `Simulated answer to: "` + truncateRunes(stripDirectives(lastUser), quoteLimit) + `"`
+	if f := formatAnswer(root.Get("response_format"), quote); f != "" {
+		req.preset = f
+	} else if lastIsTool {
+		req.preset = "Simulated answer using the tool result: " + truncateRunes(messageText(last.Get("content")), quoteLimit)
+	}
+}
+
+// appendToolCall appends a chat tool call.
+func appendToolCall(b []byte, c *toolCall) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, c.callID...)
+	b = append(b, `","type":"function","function":{"name":`...)
+	b = appendJSONString(b, c.name)
+	b = append(b, `,"arguments":`...)
+	b = appendJSONString(b, c.arguments)
+	return append(b, "}}"...)
+}
+
+// appendPieceLogprobs appends a logprobs content array: one entry per
+// token-sized piece of text.
+func appendPieceLogprobs(b []byte, text string) []byte {
+	b = append(b, '[')
+	for pos, k := 0, 0; pos < len(text); k++ {
+		next := nextPiece(text, pos)
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = appendLogprob(b, text[pos:next])
+		pos = next
+	}
+	return append(b, ']')
 }

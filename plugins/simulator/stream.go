@@ -112,7 +112,40 @@ func (h *Simulator) streamChat(w http.ResponseWriter, r *http.Request, req *chat
 		}
 	}
 
-	// 3. Content chunks.
+	// 3. Content chunks, or a function call's: its name, then its
+	// arguments in pieces.
+	if c := req.call; c != nil {
+		for i := 0; i < req.n; i++ {
+			for pos := -1; pos < len(c.arguments); {
+				sw.buf = append(sw.buf, `data: {"choices":[{`...)
+				if !h.AsyncFilter {
+					sw.buf = append(sw.buf, chunkFilterField...)
+				}
+				sw.buf = append(sw.buf, `"delta":{"tool_calls":[`...)
+				if pos < 0 {
+					sw.buf = append(sw.buf, `{"index":0,"id":"`...)
+					sw.buf = append(sw.buf, c.callID...)
+					sw.buf = append(sw.buf, `","type":"function","function":{"name":`...)
+					sw.buf = appendJSONString(sw.buf, c.name)
+					sw.buf = append(sw.buf, `,"arguments":""}}`...)
+					pos = 0
+				} else {
+					next := nextPiece(c.arguments, pos)
+					sw.buf = append(sw.buf, `{"index":0,"function":{"arguments":`...)
+					sw.buf = appendJSONString(sw.buf, c.arguments[pos:next])
+					sw.buf = append(sw.buf, `}}`...)
+					pos = next
+				}
+				sw.buf = append(sw.buf, `]},"finish_reason":null,"index":`...)
+				sw.buf = appendInt(sw.buf, int64(i))
+				sw.buf = append(sw.buf, `,"logprobs":null}`...)
+				sw.buf = append(sw.buf, suffix...)
+				if !sw.send() {
+					return nil
+				}
+			}
+		}
+	}
 	answer := req.answer
 	end := len(answer)
 	if filtered {
@@ -157,7 +190,13 @@ func (h *Simulator) streamChat(w http.ResponseWriter, r *http.Request, req *chat
 			sw.buf = appendJSONString(sw.buf, piece)
 			sw.buf = append(sw.buf, `},"finish_reason":null,"index":`...)
 			sw.buf = appendInt(sw.buf, int64(i))
-			sw.buf = append(sw.buf, `,"logprobs":null}`...)
+			if req.logprobs {
+				sw.buf = append(sw.buf, `,"logprobs":{"content":[`...)
+				sw.buf = appendLogprob(sw.buf, piece)
+				sw.buf = append(sw.buf, `],"refusal":null}}`...)
+			} else {
+				sw.buf = append(sw.buf, `,"logprobs":null}`...)
+			}
 			sw.buf = append(sw.buf, suffix...)
 			if !sw.send() {
 				return nil

@@ -271,3 +271,25 @@ func TestMisspeltBudgetIsRefused(t *testing.T) {
 		t.Fatalf("misspelt budget: %v", err)
 	}
 }
+
+// Copilot feature aliases are models for the keys that may use them.
+func TestFeatureAliasesAreListedModels(t *testing.T) {
+	main, mini := newFake(t, okHandler), newFake(t, okHandler)
+	g := policyGateway(t, writePolicies(t, map[string]string{"general.yaml": generalPolicy, "draft.yaml": draftPolicy}), nil, main, mini)
+	for _, p := range []string{"/v1/models", "/openai/v1/models", "/openai/models?api-version=2024-10-21"} {
+		r := do(t, g, "GET", p, "")
+		ids := gjson.Get(r.body, "data.#.id").String()
+		if r.status != 200 || ids != `["gpt-4o","text-embedding-3-small","copilot-draft-email"]` {
+			t.Fatalf("%s: %d %s", p, r.status, r.body)
+		}
+	}
+	if r := do(t, g, "GET", "/v1/models/copilot-draft-email", ""); r.status != 200 || gjson.Get(r.body, "id").Str != "copilot-draft-email" {
+		t.Fatalf("retrieve: %d %s", r.status, r.body)
+	}
+	// Team billing has the feature disabled: neither listed nor found.
+	r := do(t, g, "GET", "/v1/models", "", "Authorization", "Bearer billing-key-123")
+	if strings.Contains(r.body, "copilot-draft-email") {
+		t.Fatalf("billing sees %s", r.body)
+	}
+	assertOpenAIError(t, do(t, g, "GET", "/v1/models/copilot-draft-email", "", "Authorization", "Bearer billing-key-123"), 404, "model_not_found")
+}

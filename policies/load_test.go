@@ -177,7 +177,7 @@ upstream:
 		{
 			name: "unknown route",
 			src:  "name: ask\nmatch:\n  route: chat\n",
-			want: []string{`policies/ask.yaml:3: policy.match.route[0]: unknown value "chat"; expected one of chat.completions, embeddings`},
+			want: []string{`policies/ask.yaml:3: policy.match.route[0]: unknown value "chat"; expected one of chat.completions, embeddings, responses`},
 		},
 		{
 			name: "unknown mode",

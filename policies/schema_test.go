@@ -254,8 +254,8 @@ func TestExamplesValidateAgainstSchema(t *testing.T) {
 	for _, m := range []struct{ name, old, new string }{
 		{"unknown upstream field", "  pool: gpt-4o\n", "  pool: gpt-4o\n  temprature: 0.2\n"},
 		{"unknown top-level field", "feature: draft_email\n", "feature: draft_email\nfeatures: x\n"},
-		{"bad api", "  route: chat.completions\n", "  route: chat.completions\n  api: soap\n"},
-		{"bad route in list", "  route: chat.completions\n", "  route: [chat.completions, images]\n"},
+		{"bad api", "  route: [chat.completions, responses]\n", "  route: [chat.completions, responses]\n  api: soap\n"},
+		{"bad route in list", "  route: [chat.completions, responses]\n", "  route: [chat.completions, images]\n"},
 		{"bad mode", "  mode: prepend\n", "  mode: inject\n"},
 		{"priority not integer", "feature: draft_email\n", "feature: draft_email\npriority: 1.5\n"},
 		{"default not boolean", "feature: draft_email\n", "feature: draft_email\ndefault: \"true\"\n"},

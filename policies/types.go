@@ -9,7 +9,7 @@ import (
 // Input is what the matcher knows about a request.
 type Input struct {
 	API     string // "openai" (/v1/...), "azure" (/openai/deployments/{d}/...), "azure_v1" (/openai/v1/...)
-	Route   string // "chat.completions" or "embeddings"
+	Route   string // "chat.completions", "responses" or "embeddings"
 	Model   string // the model alias or deployment name the client asked for
 	Key     string // principal (client key) name
 	Team    string // principal's team
@@ -27,11 +27,12 @@ const (
 
 	RouteChat       = "chat.completions"
 	RouteEmbeddings = "embeddings"
+	RouteResponses  = "responses"
 )
 
 var (
 	knownAPIs   = []string{APIOpenAI, APIAzure, APIAzureV1}
-	knownRoutes = []string{RouteChat, RouteEmbeddings}
+	knownRoutes = []string{RouteChat, RouteEmbeddings, RouteResponses}
 )
 
 // Decision is the outcome of Set.Match.
@@ -95,7 +96,7 @@ type Policy struct {
 type Match struct {
 	// API shapes: "openai", "azure", "azure_v1".
 	API []string `yaml:"api"`
-	// Routes: "chat.completions", "embeddings".
+	// Routes: "chat.completions", "responses", "embeddings".
 	Route []string `yaml:"route"`
 	// Model aliases or Azure deployment names the client asks for.
 	Model []string `yaml:"model"`

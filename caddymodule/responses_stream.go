@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ type responsesEvents struct {
 	calls    map[int64]*callState
 	snapshot []byte // the response object as created, for a filtered end
 	terminal bool
+	// upstreamError: the upstream sent an error event; its end is not a
+	// break to report again.
+	upstreamError bool
 }
 
 type partKey struct{ item, part int64 }
@@ -104,6 +108,9 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 		ex.recordUsage(root.Get("response.usage"), responsesUsage)
 		ex.finished = true
 		re.terminal = true
+	case typ == "error":
+		// The upstream reported the failure itself; it ends the stream.
+		re.upstreamError = true
 	}
 	if seq := root.Get("sequence_number"); seq.Exists() {
 		re.lastSeq = seq.Int()
@@ -330,11 +337,11 @@ func (re *responsesEvents) renumber(data []byte) []byte {
 	return data
 }
 
-func (re *responsesEvents) closed(out *streamOut) (bool, error) {
-	if !re.terminal {
-		return false, nil
+func (re *responsesEvents) closed(*streamOut) (bool, error) {
+	if re.upstreamError && !re.terminal {
+		re.ex.status = http.StatusBadGateway // for metrics: 200 headers, then a failure
 	}
-	return true, nil
+	return re.terminal || re.upstreamError, nil
 }
 
 var (

@@ -368,3 +368,90 @@ func TestStoredResponseOwnersAcrossInstances(t *testing.T) {
 	}
 	assertOpenAIError(t, do(t, b, "GET", "/v1/responses/resp_shared", "", "Authorization", "Bearer bob-key-0123456789"), 404, "")
 }
+
+func TestResponsesCitationsAndDisclaimer(t *testing.T) {
+	g, main := citedGateway(t)
+	const answer = "Hold the power button for 10 seconds [doc1]. Then call us [doc7]."
+	const question = `"input":[{"role":"user","content":"My TV does not turn on and the standby light blinks"}]`
+	check := func(what, text string) {
+		t.Helper()
+		if strings.Contains(text, "[doc") || !strings.Contains(text, "(https://support.contoso.example/kb/KA-") ||
+			!strings.HasSuffix(text, "AI-generated; check before sending.") {
+			t.Fatalf("%s: %q", what, text)
+		}
+	}
+	main.handler = responseHandler("resp_c", messageOutput(answer))
+	r := do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o",`+question+`}`)
+	check("whole", gjson.Get(r.body, "output.0.content.0.text").Str)
+	if cits := gjson.Get(r.body, "output.0.context.citations"); cits.Get("#").Int() != 1 || cits.Get("0.url").Str == "" {
+		t.Fatalf("context.citations: %s", r.body)
+	}
+	for _, n := range []int{1, 2, 5, len(answer)} {
+		main.handler = responseStream("resp_cs", answer, n, false)
+		r := do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","stream":true,`+question+`}`)
+		var deltas strings.Builder
+		evs := readEvents(t, r.body)
+		for _, ev := range evs {
+			if ev.Get("type").Str == "response.output_text.delta" {
+				deltas.WriteString(ev.Get("delta").Str)
+			}
+		}
+		check(fmt.Sprintf("pieces of %d", n), deltas.String())
+		final := evs[len(evs)-1].Get("response.output.0")
+		if final.Get("content.0.text").Str != deltas.String() || final.Get("context.citations.#").Int() != 1 {
+			t.Fatalf("pieces of %d: final %s", n, final.Raw)
+		}
+	}
+}
+
+func TestResponsesCache(t *testing.T) {
+	main, mini := newFake(t, responseHandler("resp_k", messageOutput("cached answer"))), newFake(t, okHandler)
+	g := policyGateway(t, writePolicies(t, map[string]string{"p.yaml": cachedPolicy}), nil, main, mini)
+	r1 := do(t, g, "POST", "/v1/responses", responsesBody)
+	r2 := do(t, g, "POST", "/v1/responses", `{ "input": "hi", "model": "gpt-4o" }`)
+	if r1.header.Get("X-Groundgate-Cache") != "miss" || r2.header.Get("X-Groundgate-Cache") != "hit" || r2.body != r1.body || main.calls.Load() != 1 {
+		t.Fatalf("whole: %v %v, upstream calls %d", r1.header, r2.header, main.calls.Load())
+	}
+	main.handler = responseStream("resp_ks", "streamed answer", 3, false)
+	body := `{"model":"gpt-4o","stream":true,"input":"hi"}`
+	r1, r2 = do(t, g, "POST", "/v1/responses", body), do(t, g, "POST", "/v1/responses", body)
+	if r2.header.Get("X-Groundgate-Cache") != "hit" || r2.body != r1.body || main.calls.Load() != 2 {
+		t.Fatalf("stream: %v, upstream calls %d", r2.header, main.calls.Load())
+	}
+	// An incomplete response is not kept.
+	main.handler = func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, strings.Replace(responseObject("resp_i", messageOutput("cut")), `"completed"`, `"incomplete"`, 1))
+	}
+	do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","input":"other"}`)
+	if r := do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","input":"other"}`); r.header.Get("X-Groundgate-Cache") != "miss" {
+		t.Fatalf("incomplete cached: %v", r.header)
+	}
+}
+
+func TestResponsesBrokenStreamEndsWithErrorEvent(t *testing.T) {
+	// The upstream stops after three deltas, without response.completed.
+	up := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_x\",\"status\":\"in_progress\",\"output\":[]}}\n\n")
+		for i := 1; i <= 3; i++ {
+			fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d,\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"delta\":\"x\"}\n\n", i)
+		}
+	})
+	g := newGateway(t, nil, azure("a", up.URL, 0))
+	r := do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","stream":true,"input":"hi"}`)
+	evs := readEvents(t, r.body)
+	last := evs[len(evs)-1]
+	if last.Get("type").Str != "error" || last.Get("code").Str != "upstream_stream_error" || last.Get("sequence_number").Int() != 4 {
+		t.Fatalf("%s", r.body)
+	}
+	// An error the upstream reports itself is not reported twice.
+	up.handler = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":0,\"delta\":\"x\"}\n\n")
+		fmt.Fprint(w, "event: error\ndata: {\"type\":\"error\",\"sequence_number\":1,\"code\":\"server_error\",\"message\":\"m\",\"param\":null}\n\n")
+	}
+	r = do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","stream":true,"input":"hi"}`)
+	if strings.Count(r.body, `"type":"error"`) != 1 || !strings.Contains(r.body, "server_error") {
+		t.Fatalf("%s", r.body)
+	}
+}

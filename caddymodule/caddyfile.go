@@ -98,6 +98,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseSize(d, &g.MaxRequestBody)
 		case "max_response_body":
 			err = parseSize(d, &g.MaxResponseBody)
+		case "response_owners_max_size":
+			err = parseSize(d, &g.ResponseOwnersMaxSize)
 		case "timeout":
 			err = parseDuration(d, &g.Timeout)
 		case "attempt_timeout":

@@ -59,6 +59,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 			}
 		}
 		max_request_body 8MB
+		response_owners_max_size 1MB
 		timeout 90s
 		attempt_timeout 30s
 		stream_idle_timeout 45s
@@ -100,6 +101,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		"pools.0.upstreams.2.deployment":          "gpt-4o-2024-08-06",
 		"pools.0.upstreams.2.priority":            "2",
 		"max_request_body":                        "8000000",
+		"response_owners_max_size":                "1000000",
 		"timeout":                                 "90000000000",
 		"max_attempts":                            "4",
 		"breaker.failures":                        "3",

@@ -274,6 +274,7 @@ func TestResponsesUpstreamURLsAndAPIVersion(t *testing.T) {
 	for _, tc := range []struct{ path, want string }{
 		{"/v1/responses", "/openai/v1/responses"},
 		{"/openai/v1/responses", "/openai/v1/responses"},
+		{"/openai/v1/responses?api-version=preview", "/openai/v1/responses?api-version=preview"},
 		{"/openai/responses?api-version=2025-04-01-preview", "/openai/responses?api-version=2025-04-01-preview"},
 	} {
 		if r := do(t, g, "POST", tc.path, responsesBody); r.status != 200 {

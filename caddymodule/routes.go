@@ -36,7 +36,8 @@ type route struct {
 	deployment string
 	name       string    // for metrics and logs: "chat.completions", ...
 	explains   operation // for opExplain: the operation explained
-	// apiVersion is the client's api-version on Azure's dated routes.
+	// apiVersion is the client's api-version on Azure's routes (required
+	// on the dated ones, optional on v1).
 	apiVersion string
 	// tail is the stored response's path below .../responses, e.g.
 	// "/resp_123/input_items" (opStoredResponse), and respID its id.
@@ -116,6 +117,9 @@ func matchRoute(r *http.Request) (route, error) {
 		if err := requireMethod(r, want); err != nil {
 			return rt, err
 		}
+	}
+	if rt.api == apiAzureV1 {
+		rt.apiVersion = r.URL.Query().Get("api-version") // optional: "preview" opts in to preview features
 	}
 	if rt.api == apiAzure {
 		rt.apiVersion = r.URL.Query().Get("api-version")

@@ -43,7 +43,8 @@ type UpstreamConfig struct {
 	// upstream; "v1" selects Azure's /openai/v1 routes. Unset, the
 	// client's api-version (on Azure's dated routes) is sent as is, and
 	// 2024-10-21 when the client sent none (chat, embeddings); Responses
-	// then go to /openai/v1/responses unless the client called
+	// then go to /openai/v1/responses (with the client's optional v1
+	// api-version, e.g. preview) unless the client called
 	// /openai/responses?api-version=..., whose version is kept.
 	APIVersion string `json:"api_version,omitempty"`
 	// APIKey authenticates to the upstream (api-key header for Azure,
@@ -232,8 +233,11 @@ func (u *upstream) target(op operation, rt *route, rawQuery string) string {
 	switch op {
 	case opResponses, opStoredResponse:
 		base, q := u.responsesURL, u.responsesQuery
-		if ver != "" {
+		switch {
+		case ver != "":
 			base, q = u.base+"/openai/responses", "?api-version="+url.QueryEscape(ver)
+		case u.kind == "azure" && !u.pinned && rt.api == apiAzureV1 && rt.apiVersion != "":
+			q = "?api-version=" + url.QueryEscape(rt.apiVersion) // v1's optional "preview"
 		}
 		base += rt.tail
 		if rawQuery != "" {

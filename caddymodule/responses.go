@@ -173,12 +173,17 @@ func applyInstructions(body []byte, prompt string, mode policies.Mode) ([]byte, 
 	return sjson.SetBytes(body, "instructions", instr)
 }
 
-// clampOutput lowers max_output_tokens to max, or sets it.
-func (responsesPrompt) clampOutput(body []byte, max int, _ string) ([]byte, error) {
-	if v := gjson.GetBytes(body, "max_output_tokens"); v.Type == gjson.Number && v.Int() <= int64(max) {
+// minOutputTokens is the smallest max_output_tokens the service accepts.
+const minOutputTokens = 16
+
+// clampOutput lowers max_output_tokens to limit (at least the service's
+// minimum of 16, which it refuses below), or sets it.
+func (responsesPrompt) clampOutput(body []byte, limit int, _ string) ([]byte, error) {
+	limit = max(limit, minOutputTokens)
+	if v := gjson.GetBytes(body, "max_output_tokens"); v.Type == gjson.Number && v.Int() <= int64(limit) {
 		return body, nil
 	}
-	return sjson.SetBytes(body, "max_output_tokens", max)
+	return sjson.SetBytes(body, "max_output_tokens", limit)
 }
 
 func (responsesPrompt) maxOutput(body []byte) int64 {

@@ -330,8 +330,8 @@ func (re *responsesEvents) block(out *streamOut, sc *filters.StreamScanner) erro
 // renumber gives an event the next sequence number when the gateway has
 // added events before it.
 func (re *responsesEvents) renumber(data []byte) []byte {
-	if re.offset == 0 && gjson.GetBytes(data, "sequence_number").Int() == re.lastSeq {
-		return data
+	if seq := gjson.GetBytes(data, "sequence_number"); re.offset == 0 && (!seq.Exists() || seq.Int() == re.lastSeq) {
+		return data // unchanged; servers without sequence numbers get none
 	}
 	data, _ = sjson.SetBytes(data, "sequence_number", re.lastSeq+re.offset)
 	return data

@@ -253,6 +253,9 @@ budgets:
 	if got := gjson.GetBytes(sent, "max_output_tokens").Int(); got != 100 {
 		t.Fatalf("max_output_tokens %d", got)
 	}
+	if got, _ := (responsesPrompt{}).clampOutput([]byte(`{}`), 8, ""); string(got) != `{"max_output_tokens":16}` {
+		t.Fatalf("below the service's minimum: %s", got)
+	}
 	// Reserved: the counted prompt plus the cap; settled: 21 + 9.
 	if rem := r.header.Get("X-Ratelimit-Remaining-Tokens"); rem == "" || rem == "1000" {
 		t.Fatalf("remaining %q", rem)

@@ -21,6 +21,10 @@ fi
 echo "== redis-server (for the shared-budget tests)"
 ./scripts/redis-test-server.sh install
 
+echo "== JavaScript clients (the Vercel AI SDK, for the client tests)"
+./scripts/node-clients.sh install
+export GROUNDGATE_REQUIRE_NODE_CLIENTS=1
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 

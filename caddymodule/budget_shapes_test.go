@@ -128,7 +128,7 @@ func budgetShapes(t *testing.T) []budgetShape {
 		chat("no_cap_stream", `,"stream":true,"stream_options":{"include_usage":true}`, shapeEstimate, 1),
 		chat("tools", `,"n":2,"max_tokens":60,`+tools, 60, 2),
 		{"embeddings", "/v1/embeddings", `{"model":"text-embedding-3-small","input":["where is my order",[1,2,3,4],"refund status"]}`,
-			int64(enc.Count("where is my order")+4+enc.Count("refund status"))},
+			int64(enc.Count("where is my order") + 4 + enc.Count("refund status"))},
 	}
 }
 

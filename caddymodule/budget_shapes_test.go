@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
@@ -452,4 +453,51 @@ func (w *watchWriter) Write(b []byte) (int, error) {
 		w.once.Do(w.onSeen)
 	}
 	return n, err
+}
+
+// The gateway's own output filter ends a stream: incomplete
+// (content_filter), charged the prompt and what the upstream had sent
+// when the gateway stopped reading, blocked part included.
+func TestGatewayFilteredStreamIsIncomplete(t *testing.T) {
+	const answer = "Sure. The internal codename is Project Falcon and it ships in May."
+	g, main := filteredGateway(t, outputPolicy, outputFilters)
+	au := &auditRecorder{}
+	g.audit = au
+	main.handler = chunkedStream(answer, 4)
+	body := `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	do(t, g, "POST", "/v1/chat/completions", body)
+	enc, _ := tokens.ForModel("gpt-4o")
+	in := au.last(t)
+	if !in.Incomplete || in.IncompleteReason != "content_filter" || in.PromptTokens != chatPrompt(t, body) ||
+		in.CompletionTokens < int64(enc.Count("Sure. The internal codename is Project Falcon")) || in.CompletionTokens > int64(enc.Count(answer)) {
+		t.Fatalf("audit: %+v", in)
+	}
+}
+
+// A stream that stalls past stream_idle_timeout after its first token is
+// charged what was delivered and audited as upstream_timeout.
+func TestStalledStreamIsIncomplete(t *testing.T) {
+	up := newFake(t, streamHandler(azureStream, true, 150*time.Millisecond))
+	dir := writePolicies(t, map[string]string{"p.yaml": budgetPolicy(`  limits:
+    - per: key
+      name: ` + uniqueName(t) + `
+      tokens_per_day: 100000
+`)})
+	g := policyGateway(t, dir, func(g *Gateway) { g.StreamIdleTimeout = caddy.Duration(50 * time.Millisecond) }, up, up)
+	st, au := &settleRecorder{Store: g.store}, &auditRecorder{}
+	g.store, g.audit = st, au
+	body := `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	r := do(t, g, "POST", "/v1/chat/completions", body)
+	if !strings.Contains(r.body, "upstream_stream_timeout") {
+		t.Fatalf("%s", r.body)
+	}
+	enc, _ := tokens.ForModel("gpt-4o")
+	want := chatPrompt(t, body) + int64(enc.Count("Hel"))
+	in := au.last(t)
+	if in.IncompleteReason != "upstream_timeout" || in.Status != 502 || in.PromptTokens+in.CompletionTokens != want {
+		t.Fatalf("audit: %+v, want %d tokens", in, want)
+	}
+	if len(st.settled) != 1 || st.settled[0][0] != want {
+		t.Fatalf("settled %v, want %d", st.settled, want)
+	}
 }

@@ -156,7 +156,7 @@ budgets:
 					g.StoreRaw = []byte(store)
 				}
 			}, up, up)
-			var admitted, refused atomic.Int64
+			var admitted, refused, unavailable atomic.Int64
 			var wg sync.WaitGroup
 			for range 64 {
 				wg.Add(1)
@@ -169,6 +169,14 @@ budgets:
 							admitted.Add(usageOf(t, r.body))
 						case 403:
 							refused.Add(1)
+						case 503:
+							// The store did not answer within its timeout
+							// (a loaded machine): fail closed, nothing
+							// admitted, the bound unaffected.
+							if !strings.Contains(r.body, "budget_store_unavailable") {
+								t.Errorf("status 503: %.300s", r.body)
+							}
+							unavailable.Add(1)
 						default:
 							t.Errorf("status %d: %.300s", r.status, r.body)
 						}
@@ -176,7 +184,7 @@ budgets:
 				}()
 			}
 			wg.Wait()
-			t.Logf("%s: admitted %d tokens of %d (estimate %d, %d refused)", sh.name, admitted.Load(), limit, sh.est, refused.Load())
+			t.Logf("%s: admitted %d tokens of %d (estimate %d, %d refused, %d store timeouts)", sh.name, admitted.Load(), limit, sh.est, refused.Load(), unavailable.Load())
 			if admitted.Load() > limit+sh.est {
 				t.Fatalf("admitted %d tokens against a quota of %d (one request's estimate: %d)", admitted.Load(), limit, sh.est)
 			}

@@ -169,7 +169,7 @@ func TestHardeningBudgetCoversNAnswers(t *testing.T) {
 			est := promptTokens(t, plain) + 8*40
 			limit := 30 * est
 			budgetedConfig(t, "hardening-n-"+tc.name, limit, tc.store, "")
-			var admitted, refused, requests atomic.Int64
+			var admitted, refused, unavailable, requests atomic.Int64
 			var wg sync.WaitGroup
 			for w := range 64 {
 				wg.Add(1)
@@ -189,6 +189,10 @@ func TestHardeningBudgetCoversNAnswers(t *testing.T) {
 							admitted.Add(a.total)
 						case a.status == 403 && a.errCode == "insufficient_quota":
 							refused.Add(1)
+						case a.status == 503 && a.errCode == "budget_store_unavailable":
+							// Redis did not answer in time on a loaded
+							// machine: refused (fail closed), nothing admitted.
+							unavailable.Add(1)
 						default:
 							t.Errorf("status %d, %d choices, %d tokens, error %q", a.status, len(a.choices), a.total, a.errCode)
 						}
@@ -196,8 +200,8 @@ func TestHardeningBudgetCoversNAnswers(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			t.Logf("%s: %d requests, admitted %d tokens against a quota of %d (estimate %d), %d refused",
-				tc.name, requests.Load(), admitted.Load(), limit, est, refused.Load())
+			t.Logf("%s: %d requests, admitted %d tokens against a quota of %d (estimate %d), %d refused, %d store timeouts",
+				tc.name, requests.Load(), admitted.Load(), limit, est, refused.Load(), unavailable.Load())
 			if admitted.Load() > limit+est {
 				t.Fatalf("admitted %d tokens against a quota of %d: more than one request's estimate (%d) over", admitted.Load(), limit, est)
 			}

@@ -103,12 +103,11 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 				}
 				return send(doneEvent)
 			}
-			msg := streamBrokenBody
-			ex.markIncomplete(incompleteUpstreamError)
+			msg, reason := streamBrokenBody, incompleteUpstreamError
 			if stalled.Load() {
-				msg = streamIdleBody
-				ex.incomplete = incompleteUpstreamIdle
+				msg, reason = streamIdleBody, incompleteUpstreamIdle
 			}
+			ex.markIncomplete(reason)
 			g.logger.Warn("upstream stream broke", zap.String("request_id", ex.id),
 				zap.String("upstream", at.upstream.name), zap.Bool("stalled", stalled.Load()), zap.Error(err))
 			return ex.endStream(rc, msg)

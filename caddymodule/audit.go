@@ -44,6 +44,8 @@ func (ex *exchange) record() {
 		Status:           ex.status,
 		Stream:           ex.streamed,
 		DeniedRecords:    ex.denied,
+		Incomplete:       ex.incomplete != "",
+		IncompleteReason: ex.incomplete,
 	}
 	if ex.principal != nil {
 		in.Principal, in.Team = ex.principal.name, ex.principal.team

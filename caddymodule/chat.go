@@ -7,7 +7,6 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
-	"go.uber.org/zap"
 
 	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/policies"
@@ -19,7 +18,7 @@ import (
 type chatAPI struct{}
 
 func (chatAPI) op() operation          { return opChat }
-func (chatAPI) prepare() promptAdapter { return chatPrompt{} }
+func (chatAPI) prepare() promptAdapter { return chatMessages{} }
 func (chatAPI) parse(body []byte) (apiRequest, error) {
 	chat, err := wire.ParseChat(body)
 	if err != nil {
@@ -52,41 +51,41 @@ func (chatAPI) relayAnswer(ex *exchange, at *attempt, _ apiRequest) error {
 			return err
 		}
 		if !ex.usageReported {
-			ex.answer = append(ex.answer, gjson.GetBytes(at.body, "choices.0.message.content").Str...)
+			ex.collectMessages(at.body)
 		}
 	}
 	return ex.relayJSON(at)
 }
 
-// chatPrompt reads and rewrites chat messages for preprocessing.
-type chatPrompt struct{}
+// chatMessages reads and rewrites chat messages for preprocessing.
+type chatMessages struct{}
 
-func (chatPrompt) userText(body []byte) string {
+func (chatMessages) userText(body []byte) string {
 	return lastUserText(gjson.GetBytes(body, "messages"))
 }
 
-func (chatPrompt) filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error) {
+func (chatMessages) filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error) {
 	return filterChatInput(ex, chain, body)
 }
 
-func (chatPrompt) applyMeta(body []byte, meta *policies.MetaPrompt, d policies.Data) ([]byte, error) {
+func (chatMessages) applyMeta(body []byte, meta *policies.MetaPrompt, d policies.Data) ([]byte, error) {
 	return meta.Apply(body, d)
 }
 
-func (chatPrompt) clampOutput(body []byte, max int, tokenizer string) ([]byte, error) {
+func (chatMessages) clampOutput(body []byte, max int, tokenizer string) ([]byte, error) {
 	return clampCompletion(body, max, tokenizer)
 }
 
-func (chatPrompt) maxOutput(body []byte) int64 { return maxCompletion(body) }
+func (chatMessages) maxOutput(body []byte) int64 { return maxCompletion(body) }
 
 // countPrompt counts a body validated by wire.ParseChat.
-func (chatPrompt) countPrompt(enc *tokens.Encoder, body []byte) (int, error) {
+func (chatMessages) countPrompt(enc *tokens.Encoder, body []byte) (int, error) {
 	return enc.CountChatValid(body)
 }
 
-func (chatPrompt) promptParam() string { return "messages" }
+func (chatMessages) promptParam() string { return "messages" }
 
-func (chatPrompt) cacheable(stream bool, answer []byte) bool {
+func (chatMessages) cacheable(stream bool, answer []byte) bool {
 	if stream {
 		return bytes.HasSuffix(answer, doneEvent) && !bytes.Contains(answer, []byte(`"finish_reason":"content_filter"`))
 	}
@@ -144,23 +143,4 @@ func setModel(body []byte, name string) ([]byte, error) {
 // setIncludeUsage asks the upstream for the usage chunk.
 func setIncludeUsage(body []byte) ([]byte, error) {
 	return sjson.SetBytes(body, "stream_options.include_usage", true)
-}
-
-// countUsage counts tokens with the model's tokenizer when the upstream
-// reported none (some OpenAI-compatible servers ignore include_usage).
-func (ex *exchange) countUsage() {
-	pa := ex.api.prepare()
-	if pa == nil {
-		return
-	}
-	enc, err := tokens.ForModel(ex.model.tokenizer)
-	if err != nil {
-		ex.g.logger.Warn("upstream reported no usage and no tokenizer is known for the model",
-			zap.String("model", ex.model.alias), zap.String("tokenizer", ex.model.tokenizer))
-		return
-	}
-	if n, err := pa.countPrompt(enc, ex.sent); err == nil {
-		ex.promptTokens = int64(n)
-	}
-	ex.completionTokens = int64(enc.Count(string(ex.answer)))
 }

@@ -119,8 +119,8 @@ func (g *Gateway) preprocess(ex *exchange, ad apiAdapter) ([]byte, apiRequest, e
 	if body, err = g.applyPolicy(ex, ad, body, alias); err != nil {
 		return nil, req, err
 	}
-	if rt := ex.rt; rt != nil && ad.prepare() != nil {
-		if rt.cacheTTL > 0 {
+	if rt := ex.rt; rt != nil {
+		if rt.cacheTTL > 0 && ad.prepare() != nil {
 			ex.cacheKey = ex.computeCacheKey(body)
 			if ex.cacheLookup(ex.cacheKey) {
 				return nil, req, nil

@@ -103,12 +103,12 @@ func (g *Gateway) applyPolicy(ex *exchange, ad apiAdapter, body []byte, alias st
 	if err != nil || cp == nil {
 		return body, err
 	}
+	rt := cp.rt[ex.policy.Name]
+	ex.rt = rt // budgets apply to every shape, prompt steps to some
 	pa := ad.prepare()
 	if pa == nil {
 		return body, nil
 	}
-	rt := cp.rt[ex.policy.Name]
-	ex.rt = rt
 	if body, err = ex.filterInput(pa, rt.filters, body); err != nil {
 		return nil, err
 	}

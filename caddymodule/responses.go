@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -49,7 +48,7 @@ func (responsesAPI) relayAnswer(ex *exchange, at *attempt, req apiRequest) error
 		root := gjson.ParseBytes(at.body)
 		ex.recordUsage(root.Get("usage"), responsesUsage)
 		if !ex.usageReported {
-			ex.answer = append(ex.answer, responseText(root.Get("output"))...)
+			collectOutput(ex, root.Get("output"))
 		}
 		if id := root.Get("id").Str; id != "" && !req.noStore {
 			if err := ex.g.owners.record(ex, id); err != nil {
@@ -65,19 +64,19 @@ func (responsesAPI) relayAnswer(ex *exchange, at *attempt, req apiRequest) error
 	return ex.relayJSON(at)
 }
 
-// responseText is the text of a response's output messages.
-func responseText(output gjson.Result) string {
-	var b strings.Builder
+// collectOutput keeps a response's output for counting its tokens when
+// the upstream reports no usage: texts, refusals, function calls.
+func collectOutput(ex *exchange, output gjson.Result) {
 	output.ForEach(func(_, it gjson.Result) bool {
+		ex.collect(0, it.Get("name").Str)
+		ex.collect(0, it.Get("arguments").Str)
 		it.Get("content").ForEach(func(_, part gjson.Result) bool {
-			if part.Get("type").Str == "output_text" {
-				b.WriteString(part.Get("text").Str)
-			}
+			ex.collect(0, part.Get("text").Str)
+			ex.collect(0, part.Get("refusal").Str)
 			return true
 		})
 		return true
 	})
-	return b.String()
 }
 
 // responsesPrompt reads and rewrites a Responses request's input.

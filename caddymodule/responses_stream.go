@@ -101,16 +101,23 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 			ex.ttft = time.Since(ex.start)
 			timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())
 		}
-		if typ == "response.output_text.delta" && !ex.usageReported {
-			ex.answer = append(ex.answer, root.Get("delta").Str...)
+		if !ex.usageReported {
+			ex.collect(0, root.Get("delta").Str) // counted if no usage comes
 		}
 	case terminalEvent(typ):
 		ex.recordUsage(root.Get("response.usage"), responsesUsage)
+		if ex.usageReported {
+			ex.answers = nil
+		}
 		ex.finished = true
 		re.terminal = true
+		if root.Get("response.incomplete_details.reason").Str == "content_filter" {
+			ex.markIncomplete(incompleteFiltered)
+		}
 	case typ == "error":
 		// The upstream reported the failure itself; it ends the stream.
 		re.upstreamError = true
+		ex.markIncomplete(incompleteUpstreamError)
 	}
 	if seq := root.Get("sequence_number"); seq.Exists() {
 		re.lastSeq = seq.Int()
@@ -324,6 +331,7 @@ func (re *responsesEvents) block(out *streamOut, sc *filters.StreamScanner) erro
 	}
 	_ = out.rc.Flush()
 	ex.filteredOut = true
+	ex.markIncomplete(incompleteFiltered)
 	return nil
 }
 

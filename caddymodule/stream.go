@@ -108,6 +108,11 @@ func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
 					return err
 				}
 			}
+			reason := incompleteUpstreamError
+			if stalled.Load() {
+				reason = incompleteUpstreamIdle
+			}
+			ex.markIncomplete(reason)
 			g.logger.Warn("upstream stream broke", zap.String("request_id", ex.id),
 				zap.String("upstream", at.upstream.name), zap.Bool("stalled", stalled.Load()), zap.Error(err))
 			return ex.endStream(rc, er.broken(stalled.Load()))
@@ -265,19 +270,20 @@ func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
 		fr := gjson.GetBytes(data, "choices.0.finish_reason")
 		ex.finished = fr.Type == gjson.String
 	}
-	if !ex.usageReported {
-		// Kept only until usage arrives: the fallback count needs it.
-		if c := gjson.GetBytes(data, "choices.0.delta.content"); c.Type == gjson.String {
-			ex.answer = append(ex.answer, c.Str...)
-		}
+	// Every choice's text is kept until usage arrives: a stream that
+	// ends without it is counted from them.
+	choices := gjson.GetBytes(data, "choices")
+	if ex.collectDelta(choices) {
+		ex.markIncomplete(incompleteFiltered)
 	}
 	u := gjson.GetBytes(data, "usage")
 	if !u.IsObject() {
 		return false
 	}
 	ex.recordUsage(u, chatUsage)
+	ex.answers = nil
 	// The usage chunk has no choices; drop it if only we asked for it.
-	return !clientWantsUsage && len(gjson.GetBytes(data, "choices").Array()) == 0
+	return !clientWantsUsage && !choices.Get("0").Exists()
 }
 
 // endStream closes a broken stream the way the shape's clients can parse
@@ -311,5 +317,6 @@ func (ex *exchange) endFiltered(rc *http.ResponseController, sf *streamFilter, i
 	}
 	_ = rc.Flush()
 	ex.filteredOut = true
+	ex.markIncomplete(incompleteFiltered)
 	return nil
 }

@@ -52,6 +52,14 @@ type Interaction struct {
 	// or message when the request failed.
 	Status int    `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Incomplete marks an answer that did not reach its end, and
+	// IncompleteReason says why: client_disconnected (the client left or
+	// stopped reading), upstream_error (the upstream stream broke),
+	// upstream_timeout (it stalled past stream_idle_timeout) or
+	// content_filter (a filter ended it). Its tokens are what the gateway
+	// counted of the prompt it sent and the answer it received.
+	Incomplete       bool   `json:"incomplete,omitempty"`
+	IncompleteReason string `json:"incomplete_reason,omitempty"`
 }
 
 // RecordRef names a CRM record.

@@ -448,6 +448,10 @@ func TestResponsesBrokenStreamEndsWithErrorEvent(t *testing.T) {
 	if last.Get("type").Str != "error" || last.Get("code").Str != "upstream_stream_error" || last.Get("sequence_number").Int() != 4 {
 		t.Fatalf("%s", r.body)
 	}
+	// No usage came: what was sent and received is counted and charged.
+	if p, c := r.ex["llm.prompt_tokens"].(int64), r.ex["llm.completion_tokens"].(int64); p == 0 || c == 0 {
+		t.Fatalf("counted usage of a broken stream: prompt %d, completion %d", p, c)
+	}
 	// An error the upstream reports itself is not reported twice.
 	up.handler = func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")

@@ -179,3 +179,11 @@ func TestChatToolCallsFormatsAndLogprobs(t *testing.T) {
 		t.Fatalf("logprobs: %s", w.Body)
 	}
 }
+
+func TestExampleJSONBounded(t *testing.T) {
+	// A recursive schema with minItems would be exponential without the bound.
+	out := exampleJSON(nil, gjson.Parse(`{"type":"array","minItems":8,"items":{"$ref":"#"}}`))
+	if len(out) > 2*maxExampleBytes || !json.Valid(out) {
+		t.Fatalf("%d bytes, valid %v", len(out), json.Valid(out))
+	}
+}

@@ -15,8 +15,13 @@ import (
 // one), strings honour format and minLength, numbers minimum and maximum.
 // Local $refs (#/$defs/..., #/definitions/...) are resolved.
 
-// maxSchemaDepth bounds nesting (and recursive $refs).
-const maxSchemaDepth = 12
+// maxSchemaDepth bounds nesting (and recursive $refs); maxExampleBytes
+// bounds the value, which a recursive schema with minItems could make
+// exponential: past it, nested values are null.
+const (
+	maxSchemaDepth  = 12
+	maxExampleBytes = 64 << 10
+)
 
 // exampleJSON appends a value satisfying schema to dst.
 func exampleJSON(dst []byte, schema gjson.Result) []byte {
@@ -24,10 +29,10 @@ func exampleJSON(dst []byte, schema gjson.Result) []byte {
 }
 
 func appendExample(dst []byte, root, s gjson.Result, depth int) []byte {
-	if depth > maxSchemaDepth || !s.IsObject() {
-		if depth > maxSchemaDepth {
-			return append(dst, "null"...)
-		}
+	if depth > maxSchemaDepth || len(dst) > maxExampleBytes {
+		return append(dst, "null"...)
+	}
+	if !s.IsObject() {
 		return append(dst, "{}"...)
 	}
 	if ref := s.Get(`\$ref`); ref.Type == gjson.String {

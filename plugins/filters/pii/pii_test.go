@@ -329,6 +329,11 @@ func FuzzScan(f *testing.F) {
 	f.Add("+1 (415) 555-0100", 3)
 	f.Add("DE89 3704 0044 0532 0130 00", 10)
 	f.Add("fe80::1ff:fe23:4567:890a", 7)
+	for _, s := range []string{"card no.4111.1111.1111.1111 ok", "４１１１ １１１１ １１１１ １１１１",
+		"4111\u200b1111\u200d1111 1111\n", "3782 822463 10005 12/26", "4111 1111\r\n1111 1111. 5500 0000 0000 0004",
+		"card#4111111111111111=", "9400 1000 0000 0000 0000 00", "4111\u00a01111\u2009\u20091111\u20131111"} {
+		f.Add(s, 9)
+	}
 	p := mustNew(f, PII{Custom: []Custom{{Name: "order", Pattern: `ORD-\d{8}`}}})
 	c := filters.MustChain([]filters.Filter{p}, filters.Options{})
 	f.Fuzz(func(t *testing.T, text string, split int) {

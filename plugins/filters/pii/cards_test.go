@@ -105,6 +105,19 @@ func group(num string, sep string) string {
 	return strings.Join(parts, sep)
 }
 
+// jsonEscape writes every non-ASCII rune as a \uXXXX escape.
+func jsonEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c < 0x80 {
+			b.WriteRune(c)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", c)
+		}
+	}
+	return b.String()
+}
+
 func fullwidth(s string) string {
 	var b strings.Builder
 	for _, c := range s {
@@ -176,6 +189,10 @@ func genCardSet(r *rand.Rand) []cardExample {
 		{"parens", func(n string) string { return "(" + group(n, " ") + ")" }},
 		{"quoted", func(n string) string { return "'" + n + "'" }},
 		{"with-expiry", func(n string) string { return group(n, " ") + " 12/26" }},
+		// tool results serialised as ASCII-only JSON (Python's json.dumps)
+		{"json-escaped-fullwidth", func(n string) string { return jsonEscape(fullwidth(group(n, " "))) }},
+		{"json-escaped-zero-width", func(n string) string { return jsonEscape(group(n, "\u200b")) }},
+		{"json-escaped-nbsp", func(n string) string { return jsonEscape(group(n, "\u00a0")) }},
 	}
 	for _, f := range formats {
 		for k := 0; k < 20; k++ {

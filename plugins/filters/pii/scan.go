@@ -429,7 +429,7 @@ func validPhone(num string, g []int, digits int, plus bool) bool {
 // maxCardBytes bounds a candidate's length (full-width digits and
 // invisible characters make a card up to this long); it is the stream
 // window of the card scanner.
-const maxCardBytes = 160
+const maxCardBytes = 256
 
 // cardUnit is what a card scanner sees at a position.
 type cardUnit uint8
@@ -454,6 +454,14 @@ func cardUnitAt(text string, j int, final bool) (cardUnit, byte, int) {
 		return uMore, 0, 0
 	}
 	c := text[j]
+	if c == '\\' {
+		if j+1 == len(text) && !final {
+			return uMore, 0, 0
+		}
+		if j+1 < len(text) && text[j+1] == 'u' {
+			return escapedCardUnit(text, j, final)
+		}
+	}
 	if c < utf8.RuneSelf {
 		switch {
 		case '0' <= c && c <= '9':
@@ -482,6 +490,45 @@ func cardUnitAt(text string, j int, final bool) (cardUnit, byte, int) {
 		return uLineSep, 0, n
 	}
 	return uOther, 0, n
+}
+
+// escapedCardUnit classifies a JSON \uXXXX escape at j, as tool results
+// serialised with ASCII-only JSON carry full-width digits, no-break
+// spaces and zero-width characters: the escape counts as the rune it
+// stands for.
+func escapedCardUnit(text string, j int, final bool) (cardUnit, byte, int) {
+	if j+6 > len(text) {
+		if final {
+			return uOther, 0, 1
+		}
+		return uMore, 0, 0
+	}
+	var r rune
+	for _, h := range []byte(text[j+2 : j+6]) {
+		switch {
+		case '0' <= h && h <= '9':
+			r = r<<4 | rune(h-'0')
+		case 'a' <= h && h <= 'f':
+			r = r<<4 | rune(h-'a'+10)
+		case 'A' <= h && h <= 'F':
+			r = r<<4 | rune(h-'A'+10)
+		default:
+			return uOther, 0, 1
+		}
+	}
+	switch {
+	case r >= '0' && r <= '9':
+		return uDigit, byte(r), 6
+	case r == ' ' || r == '-' || r == '.':
+		return uSep, 0, 6
+	}
+	var buf [4]byte
+	n := utf8.EncodeRune(buf[:], r)
+	u, d, _ := cardUnitAt(string(buf[:n]), 0, true)
+	if u == uDigit || u == uSep || u == uLineSep || u == uIgnore {
+		return u, d, 6
+	}
+	return uOther, 0, 1
 }
 
 // digitValue maps full-width and Arabic-Indic digits to ASCII ones.
@@ -560,6 +607,12 @@ func scanCard(dst []filters.Finding, text string, from int, final bool, act filt
 				return dst, i
 			}
 			if r, _ := utf8.DecodeRuneInString(text[i:]); !isCardDigitRune(r) {
+				continue
+			}
+		} else if c == '\\' {
+			if u, _, _ := cardUnitAt(text, i, final); u == uMore {
+				return dst, i
+			} else if u != uDigit {
 				continue
 			}
 		} else if !isDigit(c) {

@@ -199,9 +199,9 @@ func TestInputFiltersScanEveryRole(t *testing.T) {
 	assistantCalls := openai.ChatCompletionMessageParamUnion{OfAssistant: &openai.ChatCompletionAssistantMessageParam{ToolCalls: []openai.ChatCompletionMessageToolCallUnionParam{toolCall}}}
 
 	blocked := map[string][]openai.ChatCompletionMessageParamUnion{
-		"system":    {openai.SystemMessage(attack), user},
-		"developer": {openai.DeveloperMessage(attack), user},
-		"assistant": {user, openai.AssistantMessage(attack), user},
+		"system":      {openai.SystemMessage(attack), user},
+		"developer":   {openai.DeveloperMessage(attack), user},
+		"assistant":   {user, openai.AssistantMessage(attack), user},
 		"tool result": {user, assistantCalls, openai.ToolMessage(`{"status":"shipped","note":"`+attack+`"}`, "call_1")},
 		"tool-call arguments": {user, {OfAssistant: &openai.ChatCompletionAssistantMessageParam{ToolCalls: []openai.ChatCompletionMessageToolCallUnionParam{{
 			OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{ID: "call_2", Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{

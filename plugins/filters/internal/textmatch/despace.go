@@ -35,6 +35,14 @@ func (v *View) Span(start, end int) (int, int) {
 	return int(v.start[start]), int(v.end[end-1])
 }
 
+var asciiLetter, asciiSpacer = func() (l, s [128]bool) {
+	for c := rune(0); c < 128; c++ {
+		l[c] = isLetterRune(c)
+		s[c] = isSpacer(c)
+	}
+	return l, s
+}()
+
 // isSpacer reports the separators of spaced-out letters.
 func isSpacer(r rune) bool {
 	switch r {
@@ -112,6 +120,14 @@ func nextSpacedRun(text string, from int) spacedRun {
 		prevWord = IsWord(r)
 	}
 	for i := from; i < len(text); {
+		if c := text[i]; c < utf8.RuneSelf {
+			// Fast path: most letters are inside words or followed by one.
+			if prevWord || !asciiLetter[c] || (i+1 < len(text) && text[i+1] < utf8.RuneSelf && !asciiSpacer[text[i+1]]) {
+				prevWord = asciiWord[c]
+				i++
+				continue
+			}
+		}
 		r, n := utf8.DecodeRuneInString(text[i:])
 		if !isLetterRune(r) || prevWord {
 			prevWord = IsWord(r)

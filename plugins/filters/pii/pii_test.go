@@ -145,10 +145,16 @@ func TestCreditCard(t *testing.T) {
 		{"1234 5678 9012 3452", nil},                                         // Luhn ok, no issuer
 		{"4111 1111 1111 1111 1", nil},                                       // 17 digits: no Visa length
 		{"41111 11111 111111", nil},                                          // odd grouping
-		{"4111 1111-1111 1111", nil},                                         // mixed separators
-		{"ORD-4111111111111111", nil},                                        // glued
-		{"4111111111111111.50", nil},                                         // decimal
-		{"9400 1000 0000 0000 0000 00", nil},                                 // tracking
+		{"4111 1111-1111 1111", []string{"credit_card:4111 1111-1111 1111"}}, // mixed separators, card grouping
+		{"charged $12 4111 1111 1111 1111 today", []string{"credit_card:4111 1111 1111 1111"}},
+		{"ref 77 4111111111111111", []string{"credit_card:4111111111111111"}},
+		{"9400 4111 1111 1111 1111", nil}, // fours joined alike: one number
+		{"card no.4111.1111.1111.1111", []string{"credit_card:4111.1111.1111.1111"}},
+		{"４１１１ １１１１ １１１１ １１１１", []string{"credit_card:４１１１ １１１１ １１１１ １１１１"}},
+		{"4111\u200b1111\u200b1111\u200b1111", []string{"credit_card:4111\u200b1111\u200b1111\u200b1111"}},
+		{"ORD-4111111111111111", nil},        // glued
+		{"4111111111111111.50", nil},         // decimal
+		{"9400 1000 0000 0000 0000 00", nil}, // tracking
 		{"$4111111111111111", nil},
 	})
 }

@@ -560,11 +560,18 @@ func isCardDigitRune(r rune) bool {
 	return ok
 }
 
-// cardStart reports whether a card may start at i: not inside a word or a
+// Where a card may start, at the start of a run of digit groups.
+const (
+	startNo   = iota // inside a word or a longer number
+	startRun         // the run may be a card from its first group on
+	startPast        // glued to a sign, a currency or an identifier: only a later group may start a card ("$12 4111 …")
+)
+
+// cardStart tells whether a card may start at i: not inside a word or a
 // longer number (invisible characters before i are looked through), not
 // after a decimal point, and not in the middle of a spaced number. Labels
 // such as "no.", "#", ":" and "=" may come right before it.
-func cardStart(text string, i int) bool {
+func cardStart(text string, i int) int {
 	j := i
 	for k := 0; k < 3 && j > 0; k++ { // at most 9 bytes of invisible characters
 		r, n := utf8.DecodeLastRuneInString(text[:j])
@@ -574,29 +581,49 @@ func cardStart(text string, i int) bool {
 		j -= n
 	}
 	if j == 0 {
-		return true
+		return startRun
 	}
 	pr, n := utf8.DecodeLastRuneInString(text[:j])
 	if isCardDigitRune(pr) || isAlnumRune(pr) || isInvisible(pr) {
-		return false
+		return startNo
 	}
 	var before rune = -1
 	if j-n > 0 {
 		before, _ = utf8.DecodeLastRuneInString(text[:j-n])
 	}
 	switch pr {
-	case '+', '_', '@', '$', '%', '&', '\\', '/', '€', '£', '¥', '^', '~':
-		return false
-	case '-':
-		return false // "ORD-…", "…-4111": part of an identifier
+	case '+', '_', '@', '$', '%', '&', '\\', '/', '€', '£', '¥', '^', '~', '-':
+		// "+1 800…", "$12", "ORD-4111…": that number is no card, a later one may be
+		return startPast
 	case '.', ',', ' ', '\t', 0xA0, 0x2009, 0x202F, 0x2013, 0x2212:
 		// a decimal point, or the middle of a number grouped with these
-		return !isCardDigitRune(before)
+		if isCardDigitRune(before) {
+			return startNo
+		}
 	}
-	return true
+	return startRun
 }
 
 func scanCard(dst []filters.Finding, text string, from int, final bool, act filters.Action) ([]filters.Finding, int) {
+	// A stream may resume inside a run of digit groups (another scanner
+	// held back there); whether a card starts midway depends on the run's
+	// first groups, so read the run from its start, reporting only what
+	// starts at or after from.
+	if r0 := cardRunStart(text, from); r0 < from {
+		how := cardStart(text, r0)
+		if how != startNo {
+			s, e, st := parseCard(text, r0, final, how == startPast)
+			switch {
+			case st == more:
+				return dst, from
+			case st == accept && s >= from:
+				dst = append(dst, finding(CreditCard, s, e, act))
+				from = e
+			case st == accept:
+				from = max(from, e) // reported by an earlier call
+			}
+		}
+	}
 	for i := from; i < len(text); i++ {
 		c := text[i]
 		if c >= utf8.RuneSelf {
@@ -618,19 +645,43 @@ func scanCard(dst []filters.Finding, text string, from int, final bool, act filt
 		} else if !isDigit(c) {
 			continue
 		}
-		if !cardStart(text, i) {
+		how := cardStart(text, i)
+		if how == startNo {
 			continue
 		}
-		e, st := parseCard(text, i, final)
+		s, e, st := parseCard(text, i, final, how == startPast)
 		switch st {
 		case more:
 			return dst, i
 		case accept:
-			dst = append(dst, finding(CreditCard, i, e, act))
+			dst = append(dst, finding(CreditCard, s, e, act))
 			i = e - 1
 		}
 	}
 	return dst, len(text)
+}
+
+// cardRunStart returns where the run of digit groups that from is in (or
+// right after a separator of) begins: from itself when from does not
+// follow a digit, a separator after a digit or an invisible character.
+// It looks back at most maxCardBytes.
+func cardRunStart(text string, from int) int {
+	start := from
+	for j := from; j > 0 && from-j < maxCardBytes; {
+		r, n := utf8.DecodeLastRuneInString(text[:j])
+		var buf [4]byte
+		k := utf8.EncodeRune(buf[:], r)
+		u, _, _ := cardUnitAt(string(buf[:k]), 0, true)
+		switch u {
+		case uDigit:
+			start = j - n
+		case uSep, uLineSep, uIgnore:
+		default:
+			return start
+		}
+		j -= n
+	}
+	return start
 }
 
 const maxCardGroups = 8
@@ -645,25 +696,28 @@ const (
 	sepLine
 )
 
-func parseCard(text string, i int, final bool) (int, status) {
+// parseCard reads the run of digit groups at i and returns the card in it
+// (start, end) if there is one; past: the first group cannot be part of it.
+func parseCard(text string, i int, final, past bool) (int, int, status) {
 	var num [32]byte
-	var groups, ends [maxCardGroups]int
+	var groups, starts, ends [maxCardGroups]int
 	var seps [maxCardGroups]sepClass
 	nd, ng, j := 0, 0, i
 	for {
 		gs := nd
+		starts[ng] = j
 	digits:
 		for {
 			if j-i > maxCardBytes {
-				return 0, reject
+				return 0, 0, reject
 			}
 			u, v, n := cardUnitAt(text, j, final)
 			switch u {
 			case uMore:
-				return 0, more
+				return 0, 0, more
 			case uDigit:
 				if nd == len(num) {
-					return 0, reject
+					return 0, 0, reject
 				}
 				num[nd] = v
 				nd++
@@ -676,7 +730,7 @@ func parseCard(text string, i int, final bool) (int, status) {
 					u, _, n = cardUnitAt(text, q, final)
 				}
 				if u == uMore {
-					return 0, more
+					return 0, 0, more
 				}
 				if u == uDigit {
 					j = q
@@ -694,7 +748,7 @@ func parseCard(text string, i int, final bool) (int, status) {
 		for cnt <= 3 && q-i <= maxCardBytes {
 			u, _, n := cardUnitAt(text, q, final)
 			if u == uMore {
-				return 0, more
+				return 0, 0, more
 			}
 			if u == uSep || u == uLineSep {
 				cls |= sepClassOf(text[q], u)
@@ -709,7 +763,7 @@ func parseCard(text string, i int, final bool) (int, status) {
 		}
 		u, _, _ := cardUnitAt(text, q, final)
 		if u == uMore {
-			return 0, more
+			return 0, 0, more
 		}
 		if u != uDigit {
 			break
@@ -720,47 +774,66 @@ func parseCard(text string, i int, final bool) (int, status) {
 	// What follows the whole run must not continue it as a word.
 	if st := endOK(text, ends[ng-1], final); st != accept {
 		if st == more {
-			return 0, more
+			return 0, 0, more
 		}
 		// e.g. "4111…1111abc": only a shorter, separated prefix may be a card
 		ng--
 		if ng == 0 {
-			return 0, reject
+			return 0, 0, reject
 		}
 	}
-	// The longest prefix of groups that is a card.
-	for g := ng; g >= 1; g-- {
-		d := 0
-		for _, x := range groups[:g] {
-			d += x
-		}
-		if d < 13 || d > 19 {
+	// The longest run of groups that is a card: from the first group, or
+	// from a later one that follows a group of another shape ("$12 4111
+	// 1111 1111 1111"); it may stop before the end of the run.
+	for from, first := 0, 0; from < ng; from++ {
+		if (from == 0 && past) || (from > 0 && !cardStartsAfter(from, groups[:ng], seps[:ng])) {
+			first += groups[from]
 			continue
 		}
-		if g < ng && !cardEndsBefore(text, g, groups[:ng], ends[:ng], seps[:ng]) {
-			continue
+		for g := ng; g > from; g-- {
+			d := 0
+			for _, x := range groups[from:g] {
+				d += x
+			}
+			if d < 13 || d > 19 {
+				continue
+			}
+			if g < ng && !cardEndsBefore(text, from, g, groups[:ng], ends[:ng], seps[:ng]) {
+				continue
+			}
+			card := num[first : first+d]
+			if !cardGroups(groups[from:g]) || !luhn(card) || !knownIIN(card) {
+				continue
+			}
+			if g == from+1 && d == 13 && ean13(card) {
+				continue // a barcode (EAN-13 prefixes 400-440 look like Visa)
+			}
+			return starts[from], ends[g-1], accept
 		}
-		if !sameSeparators(seps[1:g]) || !cardGroups(groups[:g]) || !luhn(num[:d]) || !knownIIN(num[:d]) {
-			continue
-		}
-		if g == 1 && d == 13 && ean13(num[:d]) {
-			continue // a barcode (EAN-13 prefixes 400-440 look like Visa)
-		}
-		return ends[g-1], accept
+		first += groups[from]
 	}
-	return 0, reject
+	return 0, 0, reject
 }
 
-// cardEndsBefore reports whether a card may end after group g of a longer
-// run: the next group is joined differently (a new sentence, a new line)
-// or is an expiry date ("… 1111 12/26"); a run that goes on alike is one
-// longer number (a tracking number, a decimal, a suffix).
-func cardEndsBefore(text string, g int, groups, ends []int, seps []sepClass) bool {
+// cardStartsAfter reports whether a card may start at group k of a run:
+// the group before it has another shape than a card's four digits, or the
+// two are joined differently (a line break, another separator). In a run
+// of fours joined alike (a tracking number) no card starts midway.
+func cardStartsAfter(k int, groups []int, seps []sepClass) bool {
+	return groups[k-1] != 4 || seps[k]&sepLine != 0 || (k >= 2 && seps[k] != seps[k-1])
+}
+
+// cardEndsBefore reports whether a card that starts at group from may end
+// before group g of a longer run: group g is joined differently (a new
+// sentence, a new line) or is an expiry date ("… 1111 12/26"); a run that
+// goes on alike is one longer number (a tracking number, a decimal, a
+// suffix).
+func cardEndsBefore(text string, from, g int, groups, ends []int, seps []sepClass) bool {
 	if groups[g] <= 2 && ends[g] < len(text) && text[ends[g]] == '/' {
 		return true
 	}
-	if g == 1 {
-		return seps[1]&(sepDot|sepDash) == 0
+	if g == from+1 {
+		return seps[g]&(sepDot|sepDash) == 0
 	}
 	return seps[g] != seps[g-1]
 }
@@ -777,23 +850,6 @@ func sepClassOf(c byte, u cardUnit) sepClass {
 		return sepSpace
 	}
 	return sepSpace
-}
-
-// sameSeparators: a card's groups are joined alike, except that a line
-// break may stand for any separator.
-func sameSeparators(s []sepClass) bool {
-	var first sepClass
-	for _, c := range s {
-		if c&sepLine != 0 {
-			continue
-		}
-		if first == 0 {
-			first = c
-		} else if c != first {
-			return false
-		}
-	}
-	return true
 }
 
 // ean13 reports whether d passes the EAN-13 check (weights 1 and 3).

@@ -180,8 +180,8 @@ type streamFilter struct {
 	closed   map[int64]bool
 }
 
-// streamText names one streamed text: a choice's content (tool -1) or the
-// arguments of its tool call number tool.
+// streamText names one streamed text: a choice's content (tool -1), its
+// refusal (tool -2) or the arguments of its tool call number tool.
 type streamText struct{ choice, tool int64 }
 
 func newStreamFilter(chain *filters.Chain) *streamFilter {
@@ -211,15 +211,19 @@ func (sf *streamFilter) chunk(ex *exchange, data []byte) ([]byte, int64) {
 			return true
 		}
 		delta := "choices." + key.String() + ".delta"
-		content := ""
-		if c := ch.Get("delta.content"); c.Type == gjson.String {
-			emit, verdict := sf.scanner(streamText{idx, -1}).Push(c.Str)
+		var held [2]string // what this chunk emits as content and refusal
+		for k, member := range [...]string{"content", "refusal"} {
+			c := ch.Get("delta." + member)
+			if c.Type != gjson.String {
+				continue
+			}
+			emit, verdict := sf.scanner(streamText{idx, -1 - int64(k)}).Push(c.Str)
 			if verdict == filters.Blocked {
 				blocked = idx
 				return false
 			}
-			content = emit
-			out, _ = sjson.SetBytes(out, delta+".content", emit)
+			held[k] = emit
+			out, _ = sjson.SetBytes(out, delta+"."+member, emit)
 		}
 		j := -1
 		ch.Get("delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
@@ -244,7 +248,7 @@ func (sf *streamFilter) chunk(ex *exchange, data []byte) ([]byte, int64) {
 		}
 		sf.closed[idx] = true
 		var ok bool
-		if out, ok = sf.release(out, delta, idx, content); !ok {
+		if out, ok = sf.release(out, delta, idx, held); !ok {
 			blocked = idx
 			return false
 		}
@@ -257,9 +261,9 @@ func (sf *streamFilter) chunk(ex *exchange, data []byte) ([]byte, int64) {
 }
 
 // release closes choice idx's scanners and adds what they still hold to
-// the delta at path (content holds what the chunk already emits as
-// content). It reports false when a filter blocks.
-func (sf *streamFilter) release(data []byte, path string, idx int64, content string) ([]byte, bool) {
+// the delta at path (held: what the chunk already emits as content and
+// refusal). It reports false when a filter blocks.
+func (sf *streamFilter) release(data []byte, path string, idx int64, held [2]string) ([]byte, bool) {
 	for _, k := range sf.order {
 		if k.choice != idx {
 			continue
@@ -272,8 +276,9 @@ func (sf *streamFilter) release(data []byte, path string, idx int64, content str
 			continue
 		}
 		if k.tool < 0 {
-			content += rest
-			data, _ = sjson.SetBytes(data, path+".content", content)
+			n := -1 - k.tool // 0 content, 1 refusal
+			held[n] += rest
+			data, _ = sjson.SetBytes(data, path+"."+[...]string{"content", "refusal"}[n], held[n])
 			continue
 		}
 		tc := []byte(`{"index":` + strconv.FormatInt(k.tool, 10) + `,"function":{"arguments":`)
@@ -298,12 +303,11 @@ func (sf *streamFilter) finish(ex *exchange) ([]byte, int64) {
 		n := gjson.GetBytes(out, "choices.#").Int()
 		out, _ = sjson.SetRawBytes(out, "choices.-1", []byte(`{"index":`+strconv.FormatInt(idx, 10)+`,"delta":{},"finish_reason":null}`))
 		var ok bool
-		if out, ok = sf.release(out, "choices."+strconv.FormatInt(n, 10)+".delta", idx, ""); !ok {
+		if out, ok = sf.release(out, "choices."+strconv.FormatInt(n, 10)+".delta", idx, [2]string{}); !ok {
 			ex.countFindings(sf.findings(idx), "output")
 			return nil, idx
 		}
-		some = some || gjson.GetBytes(out, "choices."+strconv.FormatInt(n, 10)+".delta.content").Exists() ||
-			gjson.GetBytes(out, "choices."+strconv.FormatInt(n, 10)+".delta.tool_calls").Exists()
+		some = some || gjson.GetBytes(out, "choices."+strconv.FormatInt(n, 10)+".delta").Raw != "{}"
 	}
 	if !some {
 		return nil, -1

@@ -179,3 +179,26 @@ func TestOutputFiltersOnToolCallArguments(t *testing.T) {
 		t.Fatalf("bare card number in arguments: %s", r.body)
 	}
 }
+
+// A streamed refusal passes the output filters like content.
+func TestOutputFiltersOnStreamedRefusal(t *testing.T) {
+	const refusal = "I cannot charge 4111 1111 1111 1111 for you."
+	g, main := filteredGateway(t, outputPolicy, outputFilters)
+	for _, n := range []int{1, 4, len(refusal)} {
+		main.handler = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := 0; i < len(refusal); i += n {
+				fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":%q},\"finish_reason\":null}]}\n\n", refusal[i:min(i+n, len(refusal))])
+			}
+			fmt.Fprint(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+		}
+		r := do(t, g, "POST", "/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		var got string
+		for _, ev := range events(r.body) {
+			got += gjson.Get(ev, "choices.0.delta.refusal").Str
+		}
+		if got != "I cannot charge [REDACTED:credit_card] for you." || strings.Contains(r.body, "4111") {
+			t.Fatalf("pieces of %d: refusal %q\n%s", n, got, r.body)
+		}
+	}
+}

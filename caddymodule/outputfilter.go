@@ -49,7 +49,7 @@ func (ex *exchange) filterAnswer(body []byte) []byte {
 			}
 		}
 		if blocked {
-			for _, m := range [...]string{".message.content", ".message.tool_calls", ".message.function_call"} {
+			for _, m := range [...]string{".message.content", ".message.refusal", ".message.tool_calls", ".message.function_call"} {
 				body, _ = sjson.DeleteBytes(body, base+m)
 			}
 			body, _ = sjson.SetBytes(body, base+".finish_reason", filters.FinishReasonContentFilter)
@@ -68,9 +68,8 @@ type answerText struct {
 	json       bool
 }
 
-// answerTexts lists what the output filters scan in a message (or a
-// stream's delta): content, refusal, and tool and function call
-// arguments.
+// answerTexts lists what the output filters scan in a message: content,
+// refusal, and tool and function call arguments.
 func answerTexts(msg gjson.Result, base string) []answerText {
 	var out []answerText
 	if c := msg.Get("content"); c.Type == gjson.String {

@@ -193,7 +193,9 @@ func genCardSet(r *rand.Rand) []cardExample {
 		{"json-escaped-fullwidth", func(n string) string { return jsonEscape(fullwidth(group(n, " "))) }},
 		{"json-escaped-zero-width", func(n string) string { return jsonEscape(group(n, "\u200b")) }},
 		{"json-escaped-nbsp", func(n string) string { return jsonEscape(group(n, "\u00a0")) }},
-		{"after-expiry", func(n string) string { return "exp 0" + strconv.Itoa(1+r.IntN(9)) + "/2" + strconv.Itoa(5+r.IntN(5)) + " " + group(n, " ") }},
+		{"after-expiry", func(n string) string {
+			return "exp 0" + strconv.Itoa(1+r.IntN(9)) + "/2" + strconv.Itoa(5+r.IntN(5)) + " " + group(n, " ")
+		}},
 		{"mixed-separators", func(n string) string {
 			g := group(n, " ")
 			k := strings.LastIndex(g, " ")

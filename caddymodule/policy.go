@@ -133,6 +133,9 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 	}
 	rt := cp.rt[p.Name]
 	ex.rt = rt // embeddings are budgeted too
+	if ex.route.op == opEmbeddings {
+		return ex.filterEmbeddingsInput(rt.filters, body)
+	}
 	if ex.route.op != opChat {
 		return body, nil
 	}

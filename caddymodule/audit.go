@@ -50,6 +50,9 @@ func (ex *exchange) record() {
 	if ex.principal != nil {
 		in.Principal, in.Team = ex.principal.name, ex.principal.team
 	}
+	if ex.dryRunAs != "" {
+		in.DryRun, in.OnBehalfOf = true, ex.dryRunAs
+	}
 	if ex.policy != nil {
 		in.Policy, in.PolicyVersion, in.Feature = ex.policy.Name, ex.policy.Hash, ex.feature
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -21,6 +22,11 @@ func (embeddingsAPI) parse(body []byte) (apiRequest, error) {
 		return apiRequest{}, err
 	}
 	return apiRequest{model: emb.Model}, nil
+}
+
+// filterInput runs the input filters over the texts to embed.
+func (embeddingsAPI) filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error) {
+	return ex.filterEmbeddingsInput(chain, body)
 }
 
 func (embeddingsAPI) forUpstream(body []byte, _ apiRequest) ([]byte, error) { return body, nil }

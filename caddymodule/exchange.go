@@ -50,6 +50,7 @@ type exchange struct {
 	annMerged     bool              // inputAnn was added to the stream
 	postResult    *post.Result      // what the post-processors did
 	denied        []string          // records withheld by scope, for the audit record
+	dryRunAs      string            // an operator's explain: the principal explained ("" otherwise)
 	streamCopy    []byte            // the stream as sent, for the cache
 	held          []*heldBudget     // budgets reserved before the upstream call
 	est           tokenEstimate

@@ -41,6 +41,12 @@ type apiAdapter interface {
 	relayStream(ex *exchange, at *attempt, req apiRequest) error
 }
 
+// inputFilter is implemented by shapes without prompt steps whose input
+// is still filtered (embeddings).
+type inputFilter interface {
+	filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error)
+}
+
 // apiRequest is what the pipeline reads from a request body.
 type apiRequest struct {
 	model        string // "" when absent (Azure's deployment path)

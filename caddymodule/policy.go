@@ -107,6 +107,9 @@ func (g *Gateway) applyPolicy(ex *exchange, ad apiAdapter, body []byte, alias st
 	ex.rt = rt // budgets apply to every shape, prompt steps to some
 	pa := ad.prepare()
 	if pa == nil {
+		if f, ok := ad.(inputFilter); ok { // embeddings: input filters only
+			return f.filterInput(ex, rt.filters, body)
+		}
 		return body, nil
 	}
 	if body, err = ex.filterInput(pa, rt.filters, body); err != nil {

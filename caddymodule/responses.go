@@ -86,37 +86,40 @@ func (responsesPrompt) userText(body []byte) string {
 	return grounding.LastUserText(gjson.ParseBytes(body))
 }
 
-// filterInput filters the text of the user's input: the input string, or
-// every user message item's text.
+// filterInput filters every text the client sends, as for chat: its
+// instructions, the input string, every input item's text whatever its
+// role (message contents, replayed function call arguments, function call
+// outputs), and the descriptions of the tools offered.
 func (responsesPrompt) filterInput(ex *exchange, chain *filters.Chain, body []byte) ([]byte, error) {
-	in := gjson.GetBytes(body, "input")
-	if in.Type == gjson.String {
-		return ex.filterText(chain, body, "input", in.Str)
+	root := gjson.ParseBytes(body)
+	var texts []inputText
+	if in := root.Get("instructions"); in.Type == gjson.String {
+		texts = append(texts, inputText{"instructions", in.Str})
 	}
-	var err error
+	in := root.Get("input")
+	if in.Type == gjson.String {
+		texts = append(texts, inputText{"input", in.Str})
+	}
 	i := -1
 	in.ForEach(func(_, it gjson.Result) bool {
 		i++
-		if it.Get("role").Str != "user" {
+		if !it.IsObject() {
 			return true
 		}
-		base := "input." + strconv.Itoa(i) + ".content"
-		c := it.Get("content")
-		if c.Type == gjson.String {
-			body, err = ex.filterText(chain, body, base, c.Str)
-			return err == nil
+		base := "input." + strconv.Itoa(i)
+		if c := it.Get("content"); c.Exists() {
+			texts = appendContentTexts(texts, base+".content", c)
 		}
-		j := -1
-		c.ForEach(func(_, part gjson.Result) bool {
-			j++
-			if t := part.Get("text"); t.Type == gjson.String && part.Get("type").Str == "input_text" {
-				body, err = ex.filterText(chain, body, base+"."+strconv.Itoa(j)+".text", t.Str)
-			}
-			return err == nil
-		})
-		return err == nil
+		if a := it.Get("arguments"); a.Type == gjson.String {
+			texts = append(texts, inputText{base + ".arguments", a.Str})
+		}
+		if o := it.Get("output"); o.Exists() {
+			texts = appendContentTexts(texts, base+".output", o)
+		}
+		return true
 	})
-	return body, err
+	texts = appendToolTexts(texts, root.Get("tools"), "tools", "description")
+	return ex.filterTexts(chain, body, texts)
 }
 
 // applyMeta places the meta prompt in instructions, which, unlike input

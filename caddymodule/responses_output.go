@@ -36,13 +36,14 @@ func (ex *exchange) filterResponse(body []byte) []byte {
 			j := -1
 			it.Get("content").ForEach(func(_, part gjson.Result) bool {
 				j++
-				t := part.Get("text")
-				if part.Get("type").Str != "output_text" || t.Type != gjson.String {
+				field := partField(part)
+				t := part.Get(field)
+				if t.Type != gjson.String {
 					return true
 				}
 				res := chain.Run(t.Str, filters.StageOutput)
 				ex.countFindings(res.Findings, "output")
-				path := base + ".content." + strconv.Itoa(j) + ".text"
+				path := base + ".content." + strconv.Itoa(j) + "." + field
 				switch {
 				case res.Blocked:
 					body, _ = sjson.SetBytes(body, path, "")
@@ -53,7 +54,7 @@ func (ex *exchange) filterResponse(body []byte) []byte {
 				return true
 			})
 		case "function_call":
-			res := chain.Run(it.Get("arguments").Str, filters.StageOutput)
+			res := runArguments(chain, it.Get("arguments").Str)
 			ex.countFindings(res.Findings, "output")
 			switch {
 			case res.Blocked:
@@ -72,6 +73,17 @@ func (ex *exchange) filterResponse(body []byte) []byte {
 		body = markFiltered(body, "")
 	}
 	return body
+}
+
+// runArguments filters function call arguments. A redaction that would
+// leave JSON arguments invalid (a label standing for a bare value) blocks
+// instead: clients parse arguments, so fail closed.
+func runArguments(chain *filters.Chain, args string) filters.Result {
+	res := chain.Run(args, filters.StageOutput)
+	if res.Redacted && gjson.Valid(args) && !gjson.Valid(res.Text) {
+		res.Blocked = true
+	}
+	return res
 }
 
 // markFiltered sets a response object (at path prefix, "" for the root)

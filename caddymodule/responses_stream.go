@@ -148,32 +148,36 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 // stream was ended for the client.
 func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result, data []byte) ([]byte, bool, error) {
 	switch typ {
-	case "response.output_text.delta":
-		ps := re.part(root)
+	case "response.output_text.delta", "response.refusal.delta":
+		ps := re.part(root, typ == "response.output_text.delta")
 		emit, ok := ps.push(root.Get("delta").Str)
 		if !ok {
 			return nil, true, re.block(out, ps.sc)
 		}
 		data, _ = sjson.SetBytes(data, "delta", emit)
-	case "response.output_text.done":
-		ps := re.part(root)
+	case "response.output_text.done", "response.refusal.done":
+		field, deltaType := "text", "response.output_text.delta"
+		if typ == "response.refusal.done" {
+			field, deltaType = "refusal", "response.refusal.delta"
+		}
+		ps := re.part(root, field == "text")
 		rest, ok := ps.close()
 		if !ok {
 			return nil, true, re.block(out, ps.sc)
 		}
 		if rest != "" {
-			extra, _ := sjson.SetBytes(data, "type", "response.output_text.delta")
-			extra, _ = sjson.DeleteBytes(extra, "text")
+			extra, _ := sjson.SetBytes(data, "type", deltaType)
+			extra, _ = sjson.DeleteBytes(extra, field)
 			extra, _ = sjson.SetBytes(extra, "delta", rest)
-			if err := out.send(typedEvent("response.output_text.delta", re.renumber(extra))); err != nil {
+			if err := out.send(typedEvent(deltaType, re.renumber(extra))); err != nil {
 				return nil, false, err
 			}
 			re.offset++
 		}
-		data, _ = sjson.SetBytes(data, "text", string(ps.text))
+		data, _ = sjson.SetBytes(data, field, string(ps.text))
 	case "response.content_part.done":
 		if ps, ok := re.parts[partKey{root.Get("output_index").Int(), root.Get("content_index").Int()}]; ok {
-			data, _ = sjson.SetBytes(data, "part.text", string(ps.text))
+			data, _ = sjson.SetBytes(data, "part."+partField(root.Get("part")), string(ps.text))
 		}
 	case "response.output_item.done":
 		data = re.fixItem(data, "item", root.Get("output_index").Int(), root.Get("item"))
@@ -186,7 +190,7 @@ func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result
 	case "response.function_call_arguments.done":
 		if re.chain != nil {
 			cs := re.call(root.Get("output_index").Int())
-			res := re.chain.Run(root.Get("arguments").Str, filters.StageOutput)
+			res := runArguments(re.chain, root.Get("arguments").Str)
 			re.ex.countFindings(res.Findings, "output")
 			if res.Blocked {
 				return nil, true, re.block(out, nil)
@@ -227,7 +231,7 @@ func (re *responsesEvents) fixItem(data []byte, path string, idx int64, it gjson
 		it.Get("content").ForEach(func(_, part gjson.Result) bool {
 			j++
 			if ps, ok := re.parts[partKey{idx, j}]; ok {
-				data, _ = sjson.SetBytes(data, path+".content."+strconv.FormatInt(j, 10)+".text", string(ps.text))
+				data, _ = sjson.SetBytes(data, path+".content."+strconv.FormatInt(j, 10)+"."+partField(part), string(ps.text))
 				ctx = post.MergeContext(ctx, ps.ctx)
 			}
 			return true
@@ -243,7 +247,9 @@ func (re *responsesEvents) fixItem(data []byte, path string, idx int64, it gjson
 	return data
 }
 
-func (re *responsesEvents) part(root gjson.Result) *partState {
+// part is the state of the text part an event belongs to; rewriters
+// (citations, disclaimers) apply to output text, not to refusals.
+func (re *responsesEvents) part(root gjson.Result, text bool) *partState {
 	k := partKey{root.Get("output_index").Int(), root.Get("content_index").Int()}
 	ps, ok := re.parts[k]
 	if !ok {
@@ -251,7 +257,7 @@ func (re *responsesEvents) part(root gjson.Result) *partState {
 		if re.chain != nil {
 			ps.sc = re.chain.NewStreamScanner(filters.StageOutput)
 		}
-		if re.posts != nil {
+		if re.posts != nil && text {
 			ps.rw = re.posts.NewRewriter(re.ex.postRequest(), re.ex.postResult)
 		}
 		re.parts[k] = ps
@@ -382,4 +388,12 @@ func typedEvent(typ string, data []byte) []byte {
 	b = append(b, "\ndata: "...)
 	b = append(b, data...)
 	return append(b, "\n\n"...)
+}
+
+// partField is the member holding a content part's text.
+func partField(part gjson.Result) string {
+	if part.Get("type").Str == "refusal" {
+		return "refusal"
+	}
+	return "text"
 }

@@ -19,6 +19,11 @@ type Interaction struct {
 	// Principal is the client key's name; Team its team.
 	Principal string `json:"principal,omitempty"`
 	Team      string `json:"team,omitempty"`
+	// DryRun marks an operator's /groundgate/explain: nothing was sent
+	// upstream; Principal is the operator and OnBehalfOf the principal
+	// whose request was explained.
+	DryRun     bool   `json:"dry_run,omitempty"`
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 	// Policy is the policy's name and PolicyVersion its content hash
 	// (policies.Policy.Hash); Feature the copilot feature, if any.
 	Policy        string `json:"policy,omitempty"`

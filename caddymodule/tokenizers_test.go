@@ -12,8 +12,8 @@ import (
 // config error naming both, not a 500 on every request.
 func TestUnknownTokenizerRefusedAtLoad(t *testing.T) {
 	for name, policy := range map[string]string{
-		"budgets":   "name: capped\ndefault: true\nbudgets:\n  prompt_tokens: 1000\n",
-		"limits":    "name: capped\ndefault: true\nbudgets:\n  limits:\n    - per: key\n      tokens_per_minute: 1000\n",
+		"budgets": "name: capped\ndefault: true\nbudgets:\n  prompt_tokens: 1000\n",
+		"limits":  "name: capped\ndefault: true\nbudgets:\n  limits:\n    - per: key\n      tokens_per_minute: 1000\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := writePolicies(t, map[string]string{"p.yaml": policy})

@@ -233,6 +233,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.logGuard, err = checkAccessLogs(ctx); err != nil {
 		return err
 	}
+	if err := checkListenersFree(ctx); err != nil {
+		return err
+	}
 	if g.keys, err = newKeyring(g.Keys); err != nil {
 		return err
 	}

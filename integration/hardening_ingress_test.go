@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -285,38 +283,5 @@ func TestPoliciesEndpointFieldNames(t *testing.T) {
 	})
 	if draft.Get("feature").Str == "" || !draft.Get("match.aliases").IsArray() || draft.Get("meta_prompt.mode").Str == "" {
 		t.Errorf("draft-email as served: %s", draft.Raw)
-	}
-}
-
-// Another process holding the gateway's port, with SO_REUSEPORT as a
-// second Caddy would, makes the config fail instead of sharing the port;
-// reloading our own config on the same port still works.
-func TestPortHeldByAnotherProcessFailsLoad(t *testing.T) {
-	load(t, caddyfile("", ""))
-	load(t, caddyfile("max_attempts 2", "")) // a reload keeps its own listener
-
-	port := freePort()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEPORT, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	other, err := lc.Listen(t.Context(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	cf := strings.Replace(caddyfile("", ""), fmt.Sprintf(":%d {", gatewayPort), fmt.Sprintf(":%d {", port), 1)
-	err = tryLoad(cf)
-	if err == nil || !strings.Contains(err.Error(), "already in use by another process") {
-		t.Fatalf("err = %v", err)
-	}
-	// The running config kept serving.
-	if st, b := send(t, "GET", "/v1/models", "", "api-key", demoKey); st != 200 {
-		t.Fatalf("%d %s", st, b)
 	}
 }

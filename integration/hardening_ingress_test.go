@@ -285,3 +285,24 @@ func TestPoliciesEndpointFieldNames(t *testing.T) {
 		t.Errorf("draft-email as served: %s", draft.Raw)
 	}
 }
+
+// A log chosen per request (log_name) cannot be checked at load: the
+// gateway probes it on first use and keeps its requests out of it when it
+// would print a key.
+func TestPerRequestLogWithoutFilterSkipped(t *testing.T) {
+	dir := t.TempDir()
+	safeFile, unsafeFile := filepath.Join(dir, "safe.log"), filepath.Join(dir, "perreq.log")
+	block := fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat filter {\n\t\t\twrap json\n\t\t\trequest>headers>Api-Key delete\n\t\t}\n\t}\n"+
+		"\tlog perreq {\n\t\toutput file %s\n\t\tformat json\n\t\tno_hostname\n\t}\n\tlog_name perreq", safeFile, unsafeFile)
+	load(t, withSiteLog(caddyfile("", ""), block, ""))
+	for range 3 {
+		if st, b := send(t, "POST", "/v1/chat/completions", simpleChat, "api-key", demoKey); st != 200 {
+			t.Fatalf("%d %s", st, b)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // entries are written after the response
+	b, _ := os.ReadFile(unsafeFile)
+	if bytes.Contains(b, []byte(demoKey)) || bytes.Contains(b, []byte("handled request")) {
+		t.Fatalf("the per-request log received gateway requests:\n%s", b)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func digest(t testing.TB, body string) string {
@@ -99,4 +100,43 @@ func BenchmarkDigestChat(b *testing.B) {
 		h.Reset()
 		Digest(h, body)
 	}
+}
+
+func FuzzDigest(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[1,2,{"x":true}]}`, `[[[]]]`, `"a\"b"`, `{"k":"\u0041"}`, `-1.5e3`, `{"a":{"b":{"c":null}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ok := Digest(sha256.New(), body)
+		if !json.Valid(body) || strings.Count(string(body), "[")+strings.Count(string(body), "{") > maxDepth {
+			return // no panic is all that is asked of broken or very deep input
+		}
+		if !ok {
+			t.Fatalf("valid JSON refused: %q", body)
+		}
+		// Re-encoded by encoding/json (members sorted, whitespace gone,
+		// strings and numbers as they were), the digest is the same
+		// whenever the re-encoding keeps every token's bytes.
+		var v any
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.UseNumber()
+		if dec.Decode(&v) != nil {
+			return
+		}
+		again, err := json.Marshal(v)
+		if err != nil || !sameTokens(body, again) {
+			return
+		}
+		if digest(t, string(body)) != digest(t, string(again)) {
+			t.Fatalf("%q and its re-encoding %q differ", body, again)
+		}
+	})
+}
+
+// sameTokens reports whether b is a re-ordering of a's members with
+// every token's bytes kept: no whitespace, no escapes, valid UTF-8 that
+// encoding/json leaves alone, no duplicate dropped (same length).
+func sameTokens(a, b []byte) bool {
+	return len(a) == len(b) && utf8.Valid(a) && !strings.Contains(string(a), `\`) &&
+		!strings.ContainsAny(string(a), "<>&\u2028\u2029") && len(strings.Fields(string(a))) == 1
 }

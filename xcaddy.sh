@@ -24,13 +24,15 @@ export CGO_ENABLED=${CGO_ENABLED:-0}
 # fingerprint hashes everything the build reads: the pinned versions, the
 # toolchain, the module's Go sources and go.sum, and the files they embed
 # (sampledata/). Docs, tests and scripts do not count.
+sha256=(sha256sum)
+command -v sha256sum >/dev/null || sha256=(shasum -a 256) # macOS
 fingerprint() {
   {
     echo "$CADDY_VERSION $XCADDY_VERSION CGO_ENABLED=$CGO_ENABLED"
     go env GOVERSION GOOS GOARCH
     find . -type f \( \( -name '*.go' -not -name '*_test.go' \) -o -name go.mod -o -name go.sum -o -path './sampledata/*' \) \
-      -not -path './.git/*' -not -path '*/testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-  } | sha256sum | cut -d' ' -f1
+      -not -path './.git/*' -not -path '*/testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 "${sha256[@]}"
+  } | "${sha256[@]}" | cut -d' ' -f1
 }
 
 want=$(fingerprint)

@@ -139,3 +139,22 @@ func BenchmarkGatewayFullPolicy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGatewayResponses is BenchmarkGatewayChat for the Responses
+// API: the same question as input items, the answer as a response object.
+func BenchmarkGatewayResponses(b *testing.B) {
+	up := httptest.NewServer(responseHandler("resp_bench", messageOutput("Hold the power button for ten seconds.")))
+	defer up.Close()
+	g := newGateway(&testing.T{}, nil, azure("a", up.URL, 0))
+	body := `{"model":"gpt-4o","instructions":"You are a support agent for Contoso Electronics. Answer briefly and cite articles.","input":[{"role":"user","content":"My soundbar stopped producing sound after the firmware update. What can I do?"}],"max_output_tokens":300}`
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/responses", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		rec := httptest.NewRecorder()
+		_ = g.ServeHTTP(rec, req, nil)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code, rec.Body.String())
+		}
+	}
+}

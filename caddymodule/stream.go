@@ -94,8 +94,11 @@ func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
 	if rd == nil {
 		rd = &primedReader{rd: sse.NewReader(at.resp.Body, 0)}
 	}
+	// One event variable for the stream: its address goes to the relay.
+	var ev sse.Event
 	for {
-		ev, err := rd.Next()
+		var err error
+		ev, err = rd.Next()
 		if err != nil {
 			timer.Stop()
 			if ex.r.Context().Err() != nil {

@@ -492,3 +492,21 @@ func TestResponsesFiltersEveryText(t *testing.T) {
 		t.Fatalf("bare JSON arguments redacted into invalid JSON: %s", r.body)
 	}
 }
+
+// The operator's explain endpoint shows the Responses request the gateway
+// would send: the meta prompt in instructions, the upstream's URL and
+// deployment; nothing is sent.
+func TestExplainResponses(t *testing.T) {
+	main, mini := newFake(t, okHandler), newFake(t, okHandler)
+	g := policyGateway(t, writePolicies(t, map[string]string{"general.yaml": generalPolicy}), nil, main, mini)
+	r := do(t, g, "POST", "/groundgate/explain/v1/responses?principal=alice", `{"model":"gpt-4o","input":"Where is my parcel?"}`,
+		"Authorization", "Bearer ops-key-123456")
+	up := gjson.Get(r.body, "upstream_requests.0")
+	if r.status != 200 || gjson.Get(r.body, "decision.policy").Str != "general" || !strings.HasSuffix(up.Get("url").Str, "/openai/v1/responses") ||
+		up.Get("body.model").Str != "gpt-4o-main" || !strings.Contains(up.Get("body.instructions").Str, "VERSION-1") {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if main.calls.Load()+mini.calls.Load() != 0 {
+		t.Fatal("explain sent a request upstream")
+	}
+}

@@ -78,6 +78,21 @@ func TestSDKResponses(t *testing.T) {
 				t.Fatalf("follow-up: previous %q, text %q", next.PreviousResponseID, next.OutputText())
 			}
 
+			// Images pass through in input items.
+			img, err := c.Responses.New(ctx, responses.ResponseNewParams{
+				Model: "gpt-4o",
+				Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+					responses.ResponseInputItemParamOfMessage(responses.ResponseInputMessageContentListParam{
+						{OfInputText: &responses.ResponseInputTextParam{Text: "What is on this label?"}},
+						{OfInputImage: &responses.ResponseInputImageParam{Detail: responses.ResponseInputImageDetailLow,
+							ImageURL: openai.String("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")}},
+					}, responses.EasyInputMessageRoleUser),
+				}},
+			})
+			if err != nil || !strings.Contains(img.OutputText(), "What is on this label?") {
+				t.Fatalf("image input: %v %+v", err, img)
+			}
+
 			// Retrieve, input items, delete.
 			got, err := c.Responses.Get(ctx, resp.ID, responses.ResponseGetParams{})
 			if err != nil || got.OutputText() != resp.OutputText() {

@@ -1,13 +1,17 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
 
 	"github.com/groundgate/groundgate/policies"
@@ -508,5 +512,48 @@ func TestExplainResponses(t *testing.T) {
 	}
 	if main.calls.Load()+mini.calls.Load() != 0 {
 		t.Fatal("explain sent a request upstream")
+	}
+}
+
+// A Responses interaction is audited like a chat one: route, principal,
+// policy version, the case and articles it was grounded in, its tokens.
+func TestAuditRecordsResponses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	main, mini := newFake(t, responseHandler("resp_a", messageOutput("ok"))), newFake(t, okHandler)
+	dir := writePolicies(t, map[string]string{"p.yaml": groundedPolicy})
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	g := &Gateway{
+		Keys:     []KeyConfig{{Name: "alice", Team: "support", SHA256: keySum(testKey), Scope: &KeyScope{All: true}}},
+		Models:   []ModelConfig{{Alias: "gpt-4o", Pool: "main"}},
+		Pools:    []PoolConfig{{Name: "main", Upstreams: []UpstreamConfig{azure("main", main.URL, 0)}}, {Name: "mini", Upstreams: []UpstreamConfig{azure("mini", mini.URL, 0)}}},
+		Policies: []string{dir},
+		ContextRaw: map[string]json.RawMessage{
+			"crm":       json.RawMessage(`{"source":"records"}`),
+			"knowledge": json.RawMessage(`{"source":"local_index","dir":` + jsonQuote(t.TempDir()) + `}`),
+		},
+		AuditRaw: json.RawMessage(`{"post":"audit","jsonl":{"path":` + jsonQuote(path) + `}}`),
+	}
+	if err := g.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","input":[{"role":"user","content":"TV stuck on logo, CAS-01001-K7M2Q9"}]}`); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	_, sent := main.lastRequest()
+	if !strings.Contains(gjson.GetBytes(sent, "instructions").Str, "CAS-01001-K7M2Q9") {
+		t.Fatalf("the case is not in the instructions: %s", sent)
+	}
+	_ = g.Cleanup()
+	cancel()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := gjson.ParseBytes(b)
+	if rec.Get("route").Str != "responses" || rec.Get("principal").Str != "alice" || len(rec.Get("policy_version").Str) != 64 ||
+		rec.Get("prompt_tokens").Int() != 21 || rec.Get("completion_tokens").Int() != 9 ||
+		rec.Get("records.0.number").Str != "CAS-01001-K7M2Q9" || rec.Get("articles.#").Int() == 0 {
+		t.Fatalf("audit record: %s", b)
 	}
 }

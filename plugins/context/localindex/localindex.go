@@ -100,6 +100,9 @@ type LocalIndex struct {
 	Tokenizer string `json:"tokenizer,omitempty"`
 	// RRFK is the k of reciprocal rank fusion (hybrid only). Default 60.
 	RRFK float64 `json:"rrf_k,omitempty"`
+	// Documents are JSON corpora (FAQs, reviews …) with their fields
+	// mapped; they may be combined with paths.
+	Documents []Documents `json:"documents,omitempty"`
 	// Embeddings turns on hybrid ranking.
 	Embeddings *Embeddings `json:"embeddings,omitempty"`
 
@@ -153,8 +156,8 @@ func (li *LocalIndex) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("tokenizer: %v", err)
 	}
-	if len(li.Paths) > 0 && li.ArticlesFromRaw != nil {
-		return errors.New("give paths or articles_from, not both")
+	if (len(li.Paths) > 0 || len(li.Documents) > 0) && li.ArticlesFromRaw != nil {
+		return errors.New("give paths and documents, or articles_from, not both")
 	}
 	// LoadModule drops the raw JSON: keep it to identify the snapshot.
 	li.articlesFrom = string(li.ArticlesFromRaw)
@@ -213,7 +216,22 @@ func (li *LocalIndex) Provision(ctx caddy.Context) error {
 func (li *LocalIndex) units(ctx context.Context, repl *caddy.Replacer) ([]unit, string, error) {
 	var units []unit
 	var ident []string
+	for i := range li.Documents {
+		d := &li.Documents[i]
+		m, err := d.compile()
+		if err != nil {
+			return nil, "", fmt.Errorf("documents[%d]: %v", i, err)
+		}
+		us, err := documentUnits(d, m, func(p string) string { return repl.ReplaceKnown(p, "") })
+		if err != nil {
+			return nil, "", err
+		}
+		b, _ := json.Marshal(d)
+		ident = append(ident, "documents:"+string(b))
+		units = append(units, us...)
+	}
 	switch {
+	case len(li.Documents) > 0 && len(li.Paths) == 0:
 	case len(li.Paths) > 0:
 		for _, p := range li.Paths {
 			p = repl.ReplaceKnown(p, "")
@@ -344,8 +362,13 @@ func (li *LocalIndex) Validate() error {
 	if li.RRFK < 0 {
 		return fmt.Errorf("rrf_k must not be negative, got %v", li.RRFK)
 	}
-	if len(li.Paths) > 0 && li.ArticlesFromRaw != nil {
-		return errors.New("give paths or articles_from, not both")
+	if (len(li.Paths) > 0 || len(li.Documents) > 0) && li.ArticlesFromRaw != nil {
+		return errors.New("give paths and documents, or articles_from, not both")
+	}
+	for i := range li.Documents {
+		if _, err := li.Documents[i].compile(); err != nil {
+			return fmt.Errorf("documents[%d]: %v", i, err)
+		}
 	}
 	if li.Embeddings != nil {
 		return li.Embeddings.validate()

@@ -79,9 +79,10 @@ type index struct {
 	// → docs, for filters and boosts.
 	fields   map[string]map[string][]int32
 	entities *entityTable
+	sem      *semantic // nil: semantic off
 }
 
-func buildIndex(chunks []snapChunk) *index {
+func buildIndex(chunks []snapChunk, withSemantic bool) *index {
 	ix := &index{
 		chunks:  make([]grounding.Chunk, len(chunks)),
 		lengths: make([]float32, len(chunks)),
@@ -114,7 +115,14 @@ func buildIndex(chunks []snapChunk) *index {
 	for i := range ix.chunks {
 		entityOf[i] = ix.chunks[i].Entity
 	}
-	ix.entities = buildEntities(entityOf, ix.distinctive)
+	ix.entities = buildEntities(entityOf, ix.distinctive, func(w string) bool { return len(ix.terms[stem(w)]) > 0 })
+	if withSemantic {
+		texts := make([][]string, len(ix.chunks))
+		for i, c := range ix.chunks {
+			texts[i] = analyze(c.Title+"\n"+c.Heading+"\n"+c.Text, nil)
+		}
+		ix.sem = buildSemantic(texts, func(t string) int { return len(ix.terms[t]) })
+	}
 	if len(chunks) > 0 {
 		ix.avgLen = float32(total / float64(len(chunks)))
 	}

@@ -20,6 +20,7 @@ import (
 //	    chunk_tokens <n>
 //	    tokenizer <model>
 //	    rrf_k <n>
+//	    semantic terms|off
 //	    documents <json file|dir...> {         # repeatable: one block per mapping
 //	        each <path with * segments>        # where the documents are; default *
 //	        id <ref>                           # default: the document's location
@@ -64,6 +65,11 @@ func (li *LocalIndex) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = caddyargs.Int(d, &li.ChunkTokens)
 		case "tokenizer":
 			err = caddyargs.String(d, &li.Tokenizer)
+		case "semantic":
+			err = caddyargs.String(d, &li.Semantic)
+			if err == nil && li.Semantic != SemanticTerms && li.Semantic != SemanticOff {
+				err = d.Errf("semantic: expected terms or off, got %q", li.Semantic)
+			}
 		case "rrf_k":
 			var n int
 			err = caddyargs.Int(d, &n)

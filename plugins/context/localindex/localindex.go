@@ -73,6 +73,9 @@ const (
 	DefaultName      = "knowledge"
 	DefaultTokenizer = "gpt-4o"
 	DefaultRRFK      = 60
+	// Semantic signals.
+	SemanticTerms = "terms"
+	SemanticOff   = "off"
 	// searchDepth is how many candidates each ranking contributes to
 	// fusion (at least; more when k is large).
 	searchDepth = 50
@@ -103,6 +106,11 @@ type LocalIndex struct {
 	// Documents are JSON corpora (FAQs, reviews …) with their fields
 	// mapped; they may be combined with paths.
 	Documents []Documents `json:"documents,omitempty"`
+	// Semantic is the offline semantic signal: "terms" (default) expands
+	// query terms with the terms used in the same contexts in the
+	// indexed articles (term vectors learned when the index is built);
+	// "off" ranks by BM25 alone. It works with or without embeddings.
+	Semantic string `json:"semantic,omitempty"`
 	// Embeddings turns on hybrid ranking.
 	Embeddings *Embeddings `json:"embeddings,omitempty"`
 
@@ -187,11 +195,12 @@ func (li *LocalIndex) Provision(ctx caddy.Context) error {
 	embedID := li.Embeddings.identity()
 	sum := sha256.Sum256([]byte(identity))
 	path := filepath.Join(dir, safeName(li.Name)+"-"+hex.EncodeToString(sum[:8])+".gob")
-	li.poolKey = strings.Join([]string{path, settings, embedID, fingerprint(units)}, "|")
+	li.poolKey = strings.Join([]string{path, settings, embedID, li.Semantic, fingerprint(units)}, "|")
 
 	val, loaded, err := pool.LoadOrNew(li.poolKey, func() (caddy.Destructor, error) {
 		ix, st, err := build(ctx, units, buildConfig{
 			settings: settings, embedID: embedID, emb: li.emb, enc: enc, chunkTokens: li.ChunkTokens, path: path,
+			semantic: li.Semantic != SemanticOff,
 		}, func(msg string, err error) { li.logger.Warn(msg, zap.String("snapshot", path), zap.Error(err)) })
 		if err != nil {
 			return nil, err
@@ -361,6 +370,11 @@ func (li *LocalIndex) Validate() error {
 	}
 	if li.RRFK < 0 {
 		return fmt.Errorf("rrf_k must not be negative, got %v", li.RRFK)
+	}
+	switch li.Semantic {
+	case "", SemanticTerms, SemanticOff:
+	default:
+		return fmt.Errorf("semantic must be terms or off, got %q", li.Semantic)
 	}
 	if (len(li.Paths) > 0 || len(li.Documents) > 0) && li.ArticlesFromRaw != nil {
 		return errors.New("give paths and documents, or articles_from, not both")

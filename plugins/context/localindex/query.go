@@ -35,6 +35,7 @@ type termBuf struct {
 	terms   []wterm
 	words   []string
 	mention []mention
+	names   scratch
 }
 
 // SearchQuery implements grounding.QueryIndex: the query's parts weigh
@@ -56,6 +57,7 @@ func (li *LocalIndex) SearchQuery(ctx context.Context, q grounding.Query, k int,
 	defer termPool.Put(buf)
 
 	buf.terms = queryTerms(q.Parts, q.Text, buf.terms[:0], &buf.words)
+	buf.terms = ix.sem.expand(buf.terms)
 	boost, only := ix.boosts(q, buf)
 	allowed := ix.filter(f)
 	if only != nil {
@@ -158,7 +160,7 @@ func (ix *index) boosts(q grounding.Query, buf *termBuf) (map[int32]float32, map
 	if q.Entities != policies.ModeOff && ix.entities != nil && len(ix.entities.names) > 0 {
 		ms := buf.mention[:0]
 		for i, m := range q.Mentions {
-			ms, buf.words = ix.entities.find(m.Text, i, m.Weight, ms, buf.words)
+			ms = ix.entities.find(m.Text, i, m.Weight, ms, &buf.names)
 		}
 		buf.mention = ms
 		if len(ms) > 0 {
@@ -203,8 +205,7 @@ func (ix *index) fieldDocs(m grounding.FieldMatch) map[int32]bool {
 			out[d] = true
 		}
 		if m.Field == grounding.FieldEntity && ix.entities != nil {
-			var ms []mention
-			ms, _ = ix.entities.find(v, 0, 1, ms, nil)
+			ms := ix.entities.find(v, 0, 1, nil, &scratch{})
 			for _, mm := range ms {
 				for _, d := range ix.entities.docs[mm.entity] {
 					out[d] = true

@@ -253,7 +253,7 @@ func (ex *exchange) settleOne(hb *heldBudget, release bool) {
 			case unitRequests:
 				actual[i] = c.N
 			case unitTokens:
-				actual[i] = ex.promptTokens + ex.completionTokens
+				actual[i] = ex.promptTokens + ex.completionTokens + ex.rewriteTokens()
 			case unitMicroUSD:
 				actual[i] = ex.costMicroUSD()
 			}

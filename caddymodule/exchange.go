@@ -66,6 +66,9 @@ type exchange struct {
 	// sent is the body sent upstream and answer the streamed text, for
 	// counting tokens when an upstream reports no usage.
 	sent, answer []byte
+
+	// rewrite is the query rewrite's outcome and tokens (nil: none).
+	rewrite *grounding.Rewritten
 }
 
 // errClientGone means the client went away; nothing more is written.

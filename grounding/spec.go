@@ -242,9 +242,9 @@ func (p *Plan) Ground(ctx context.Context, src Sources, req Request, scope *Scop
 		doIndex = q.Text != ""
 		after = doRecs && needsRecords(p.search.Match)
 	}
-	search := func() {
+	search := func(inPlay []Record) {
 		a := p.Spec.Articles
-		q.Match = matchValues(p.search.Match, root, req.Header, records)
+		q.Match = matchValues(p.search.Match, root, req.Header, inPlay)
 		// Ask for more than Top: packing drops duplicates and chunks that
 		// do not fit.
 		hits, hitErr = p.SearchQuery(ctx, src.Index, q, a.Top*3)
@@ -254,9 +254,9 @@ func (p *Plan) Ground(ctx context.Context, src Sources, req Request, scope *Scop
 	}
 	if doRecs && doIndex && !after {
 		wg.Add(1)
-		go func() { defer wg.Done(); search() }()
+		go func() { defer wg.Done(); search(nil) }()
 	} else if doIndex && !after {
-		search()
+		search(nil)
 	}
 	if doRecs {
 		records, res.Denied, recErr = Resolve(ctx, src.Records, res.Keys, scope, p.query)
@@ -265,7 +265,7 @@ func (p *Plan) Ground(ctx context.Context, src Sources, req Request, scope *Scop
 		}
 	}
 	if doIndex && after {
-		search()
+		search(records)
 	}
 	wg.Wait()
 	res.Hits = len(hits)

@@ -122,6 +122,9 @@ func buildIndex(chunks []snapChunk, withSemantic bool) *index {
 			texts[i] = analyze(c.Title+"\n"+c.Heading+"\n"+c.Text, nil)
 		}
 		ix.sem = buildSemantic(texts, func(t string) int { return len(ix.terms[t]) })
+		if ix.sem != nil {
+			go ix.sem.warm()
+		}
 	}
 	if len(chunks) > 0 {
 		ix.avgLen = float32(total / float64(len(chunks)))

@@ -119,7 +119,11 @@ func buildEntities(entityOf []string, distinctive func(word string, own []int32)
 		}
 	}
 	limit := max(3, int(genericShare*float64(len(t.names))+0.5))
+	shared := map[string]bool{}
 	for w, c := range count {
+		if c >= limit {
+			shared[w] = true
+		}
 		if c >= limit || stopWords[w] || len(w) == 1 {
 			t.generic[w] = true
 		}
@@ -144,7 +148,7 @@ func buildEntities(entityOf []string, distinctive func(word string, own []int32)
 		// The name without its trailing shared words (A and B for A AND
 		// B GUEST HOUSE), when no other name starts the same way.
 		trim := len(ws)
-		for trim > 0 && t.generic[ws[trim-1]] {
+		for trim > 0 && shared[ws[trim-1]] {
 			trim--
 		}
 		if trim >= 2 && trim < len(ws) && prefixes[strings.Join(ws[:trim], " ")] == 1 {

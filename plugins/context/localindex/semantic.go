@@ -26,6 +26,10 @@ const (
 	semNeighbors = 5    // expansions per query term
 	semMinSim    = 0.3  // cosine a neighbour needs
 	semWeight    = 0.15 // an expansion's weight relative to its term
+	semMinTermW  = 0.5  // only terms weighing this much are expanded
+	// semMinDocs: below this many chunks, co-occurrence counts are too
+	// thin to learn from and the model is not built (BM25 alone).
+	semMinDocs = 1000
 )
 
 // semantic holds the term vectors of an index. Safe for concurrent use.
@@ -48,7 +52,7 @@ type neighbor struct {
 // df gives a term's document frequency.
 func buildSemantic(texts [][]string, df func(string) int) *semantic {
 	n := len(texts)
-	if n == 0 {
+	if n < semMinDocs {
 		return nil
 	}
 	s := &semantic{ids: map[string]int32{}, near: map[int32][]neighbor{}}
@@ -153,6 +157,15 @@ func randomIndex(w string) *[semNonZero]int16 {
 	return &v
 }
 
+// warm computes every term's neighbours ahead of the queries that
+// would otherwise compute them on first use. It runs once, in the
+// background, after the index is built.
+func (s *semantic) warm() {
+	for _, t := range s.terms {
+		s.neighbors(t)
+	}
+}
+
 // neighbors returns the terms nearest to term (computed once per term).
 func (s *semantic) neighbors(term string) []neighbor {
 	if s == nil {
@@ -219,6 +232,9 @@ func (s *semantic) expand(terms []wterm) []wterm {
 	n := len(terms)
 	for i := 0; i < n; i++ {
 		t := terms[i]
+		if t.w < semMinTermW {
+			continue
+		}
 	next:
 		for _, nb := range s.neighbors(t.term) {
 			w := t.w * semWeight * nb.sim

@@ -30,6 +30,9 @@ const (
 	// semMinDocs: below this many chunks, co-occurrence counts are too
 	// thin to learn from and the model is not built (BM25 alone).
 	semMinDocs = 1000
+	// semMaxTerms caps the terms that get vectors (the most frequent
+	// eligible ones), bounding the neighbour search.
+	semMaxTerms = 4000
 )
 
 // semantic holds the term vectors of an index. Safe for concurrent use.
@@ -57,19 +60,29 @@ func buildSemantic(texts [][]string, df func(string) int) *semantic {
 	}
 	s := &semantic{ids: map[string]int32{}, near: map[int32][]neighbor{}}
 	maxDF := int(semMaxShare * float64(n))
+	seen := map[string]bool{}
+	var eligible []string
 	for _, ws := range texts {
 		for _, w := range ws {
-			if _, ok := s.ids[w]; ok {
+			if seen[w] {
 				continue
 			}
+			seen[w] = true
 			if d := df(w); d >= semMinDF && d <= max(maxDF, semMinDF) {
-				s.ids[w] = int32(len(s.terms))
-				s.terms = append(s.terms, w)
+				eligible = append(eligible, w)
 			}
 		}
 	}
-	if len(s.terms) == 0 {
+	if len(eligible) == 0 {
 		return nil
+	}
+	if len(eligible) > semMaxTerms {
+		slices.SortStableFunc(eligible, func(a, b string) int { return df(b) - df(a) })
+		eligible = eligible[:semMaxTerms]
+	}
+	for _, w := range eligible {
+		s.ids[w] = int32(len(s.terms))
+		s.terms = append(s.terms, w)
 	}
 	acc := make([]float32, len(s.terms)*semDims)
 	idx := map[string]*[semNonZero]int16{}
@@ -161,9 +174,46 @@ func randomIndex(w string) *[semNonZero]int16 {
 // would otherwise compute them on first use. It runs once, in the
 // background, after the index is built.
 func (s *semantic) warm() {
-	for _, t := range s.terms {
-		s.neighbors(t)
+	// Every pair once: a similarity serves both terms' lists.
+	n := len(s.terms)
+	best := make([][]neighbor, n)
+	for i := 0; i < n; i++ {
+		vi := s.vecs[i*semDims : (i+1)*semDims]
+		for j := i + 1; j < n; j++ {
+			vj := s.vecs[j*semDims : (j+1)*semDims]
+			var dot float32
+			for d := range vi {
+				dot += vi[d] * vj[d]
+			}
+			if dot < semMinSim {
+				continue
+			}
+			best[i] = keepBest(best[i], neighbor{term: s.terms[j], sim: dot})
+			best[j] = keepBest(best[j], neighbor{term: s.terms[i], sim: dot})
+		}
 	}
+	s.mu.Lock()
+	for i, nb := range best {
+		s.near[int32(i)] = nb
+	}
+	s.mu.Unlock()
+}
+
+// keepBest adds nb to the list if it is among the semNeighbors best,
+// most similar first.
+func keepBest(list []neighbor, nb neighbor) []neighbor {
+	if len(list) == semNeighbors && nb.sim <= list[len(list)-1].sim {
+		return list
+	}
+	i := len(list)
+	for i > 0 && list[i-1].sim < nb.sim {
+		i--
+	}
+	list = slices.Insert(list, i, nb)
+	if len(list) > semNeighbors {
+		list = list[:semNeighbors]
+	}
+	return list
 }
 
 // neighbors returns the terms nearest to term (computed once per term).
@@ -200,23 +250,8 @@ func (s *semantic) compute(row int32) []neighbor {
 		for i := range q {
 			dot += q[i] * v[i]
 		}
-		if dot < semMinSim {
-			continue
-		}
-		if len(best) < semNeighbors || dot > best[len(best)-1].sim { // semNeighbors > 0
-			best = append(best, neighbor{term: s.terms[r], sim: dot})
-			slices.SortFunc(best, func(a, b neighbor) int {
-				switch {
-				case a.sim > b.sim:
-					return -1
-				case a.sim < b.sim:
-					return 1
-				}
-				return 0
-			})
-			if len(best) > semNeighbors {
-				best = best[:semNeighbors]
-			}
+		if dot >= semMinSim {
+			best = keepBest(best, neighbor{term: s.terms[r], sim: dot})
 		}
 	}
 	return best

@@ -98,7 +98,7 @@ func TestArticleQueryDecodeErrors(t *testing.T) {
 func TestArticleQueryValidate(t *testing.T) {
 	two := 2.0
 	q := &ArticleQuery{Turns: 51, Decay: -1, Assistant: &two, Lookback: -1,
-		Match: []FieldMatch{{Field: "", Metadata: "x"}, {Field: "p", Record: "incident"}, {Field: "p", Header: "h", Metadata: "m"}},
+		Match:   []FieldMatch{{Field: "", Metadata: "x"}, {Field: "p", Record: "incident"}, {Field: "p", Header: "h", Metadata: "m"}},
 		Rewrite: &QueryRewrite{MaxTokens: 5000, InputTokens: -2}}
 	err := q.Validate()
 	for _, want := range []string{"query.turns must be between 1 and 50, got 51", "query.decay", "query.assistant", "query.lookback",

@@ -77,4 +77,5 @@ func (s *AzureSearch) extras(q grounding.Query) (extras, string, error) {
 	}
 	return x, text, nil
 }
+
 var _ grounding.QueryIndex = (*AzureSearch)(nil)

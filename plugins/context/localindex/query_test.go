@@ -34,18 +34,18 @@ func names(t *entityTable, text string) []string {
 func TestEntityMentions(t *testing.T) {
 	tab := testTable()
 	for text, want := range map[string][]string{
-		"I'd like the Ashley Hotel please":                {"ASHLEY HOTEL"},
-		"what about ashley?":                              {"ASHLEY HOTEL"},                  // a distinctive word alone
-		"How about the Ashly?":                            {"ASHLEY HOTEL"},                  // one letter missing
-		"Maharajah Tandoori, is it fun?":                  {"MAHARAJAH TANDOORI RESTAURANT"}, // shared word left out
-		"the Maharaja Tandori":                            {"MAHARAJAH TANDOORI RESTAURANT"}, // typos in two words
-		"Is the A and B Guesthouse clean?":                {"A AND B GUEST HOUSE"},           // compound written as one word
-		"Does A and B have parking?":                      {"A AND B GUEST HOUSE"},           // trailing shared words left out
-		"I want a place on the north side of town":        nil,                               // a common word of a long name needs its capital
-		"City Centre North B and B, please":               {"CITY CENTRE NORTH B AND B"},
-		"rooms at the Acorn or Avalon?":                   {"ACORN GUEST HOUSE", "AVALON HOTEL"},
-		"The Golden Wok":                                  {"THE GOLDEN WOK"}, // the golden is the start of two names: no trimmed form
-		"Rosa's, Alexander Bed & Breakfast":               {"ALEXANDER BED AND BREAKFAST"},
+		"I'd like the Ashley Hotel please":                 {"ASHLEY HOTEL"},
+		"what about ashley?":                               {"ASHLEY HOTEL"},                  // a distinctive word alone
+		"How about the Ashly?":                             {"ASHLEY HOTEL"},                  // one letter missing
+		"Maharajah Tandoori, is it fun?":                   {"MAHARAJAH TANDOORI RESTAURANT"}, // shared word left out
+		"the Maharaja Tandori":                             {"MAHARAJAH TANDOORI RESTAURANT"}, // typos in two words
+		"Is the A and B Guesthouse clean?":                 {"A AND B GUEST HOUSE"},           // compound written as one word
+		"Does A and B have parking?":                       {"A AND B GUEST HOUSE"},           // trailing shared words left out
+		"I want a place on the north side of town":         nil,                               // a common word of a long name needs its capital
+		"City Centre North B and B, please":                {"CITY CENTRE NORTH B AND B"},
+		"rooms at the Acorn or Avalon?":                    {"ACORN GUEST HOUSE", "AVALON HOTEL"},
+		"The Golden Wok":                                   {"THE GOLDEN WOK"}, // the golden is the start of two names: no trimmed form
+		"Rosa's, Alexander Bed & Breakfast":                {"ALEXANDER BED AND BREAKFAST"},
 		"I need a hotel with a guest house feel and a bed": nil,
 	} {
 		if got := names(tab, text); !slices.Equal(got, want) {

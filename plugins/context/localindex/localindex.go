@@ -6,7 +6,8 @@
 //
 // Sources, in this order of precedence: the configured paths (Markdown
 // with YAML front matter, HTML or JSON article files, directories are read
-// recursively, globs allowed), or the articles of an article source module
+// recursively, globs allowed) and documents (JSON corpora with mapped
+// fields, one unit per document), or the articles of an article source module
 // (articles_from, e.g. a records source's knowledgearticle table), or —
 // when neither is configured — the embedded sample articles (package
 // sampledata).
@@ -39,8 +40,15 @@
 //	  "chunk_tokens": 400,
 //	  "tokenizer": "gpt-4o",
 //	  "rrf_k": 60,
+//	  "semantic": "terms",
+//	  "documents": [{ see Documents }],
 //	  "embeddings": { see Embeddings }
 //	}
+//
+// Searches through SearchQuery (grounding.QueryIndex) take the whole
+// conversation-aware query: weighted turns, the entity names its
+// messages mention (matched against the documents' entity field, see
+// entities.go), and the policy's field filters and boosts.
 package localindex
 
 import (

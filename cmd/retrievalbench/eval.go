@@ -29,6 +29,7 @@ type options struct {
 	index    string // a Caddyfile local_index block; {data} and {index_dir} are replaced
 	indexDir string // where the index snapshot goes ("" a temporary directory)
 	limit    int    // dialogues (0: all)
+	noWarm   bool   // skip the untimed warm-up pass
 	misses   int    // misses to list
 }
 
@@ -239,6 +240,9 @@ func run(ctx context.Context, o options) (report, error) {
 	// A first, untimed pass warms what is computed on first use (term
 	// neighbours, token counts); the second is timed and scored.
 	for _, d := range ds {
+		if o.noWarm {
+			break
+		}
 		if _, err := plan.Ground(ctx, src, grounding.Request{Body: d.body}, nil, enc); err != nil {
 			return r, err
 		}

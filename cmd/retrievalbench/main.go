@@ -33,6 +33,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.index, "index", "cmd/retrievalbench/testdata/index.caddyfile", "Caddyfile local_index block ({data} and {index_dir} are replaced)")
 	fs.StringVar(&o.indexDir, "index-dir", "", "snapshot directory (default: a temporary one)")
 	fs.IntVar(&o.limit, "limit", 0, "dialogues to run (0: all)")
+	fs.BoolVar(&o.noWarm, "no-warmup", false, "time the first pass (term neighbours and token counts computed on first use)")
 	fs.IntVar(&o.misses, "misses", 0, "list this many queries whose first right document is not in the top 3")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -237,3 +237,28 @@ func TestCompileQueryErrors(t *testing.T) {
 		}
 	}
 }
+
+// With an articles section, a case number given turns ago is still the
+// case in play; without one, only the last message is read.
+func TestKeysFromEarlierMessages(t *testing.T) {
+	body := []byte(`{"messages":[
+	 {"role":"user","content":"My case is CAS-01001-K7M2Q9."},
+	 {"role":"assistant","content":"Thanks, I see it."},
+	 {"role":"user","content":"And CAS-01009-T1N9W3 too. What should the hotel do?"}]}`)
+	plan, err := grounding.Compile(grounding.ContextSpec{Records: &grounding.RecordsSpec{}, Articles: &grounding.ArticlesSpec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := plan.Keys(http.Header{}, body)
+	if len(keys) != 2 || keys[0].Value != "CAS-01009-T1N9W3" || keys[0].From != "message" || keys[1].Value != "CAS-01001-K7M2Q9" || keys[1].From != "earlier message" {
+		t.Fatalf("keys %+v", keys)
+	}
+	plan, _ = grounding.Compile(grounding.ContextSpec{Records: &grounding.RecordsSpec{}, Articles: &grounding.ArticlesSpec{Query: &policies.ArticleQuery{Lookback: 2}}})
+	if keys := plan.Keys(http.Header{}, body); len(keys) != 1 {
+		t.Fatalf("lookback 2: %+v", keys)
+	}
+	plan, _ = grounding.Compile(grounding.ContextSpec{Records: &grounding.RecordsSpec{}})
+	if keys := plan.Keys(http.Header{}, body); len(keys) != 1 || keys[0].Value != "CAS-01009-T1N9W3" {
+		t.Fatalf("records only: %+v", keys)
+	}
+}

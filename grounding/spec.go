@@ -161,6 +161,11 @@ func Compile(spec ContextSpec) (*Plan, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if p.extractor != nil && p.Spec.Articles != nil {
+		// The conversation the query reads back is the one record keys
+		// are looked for in.
+		p.extractor.lookback = p.search.Lookback
+	}
 	return p, nil
 }
 

@@ -65,8 +65,8 @@ func TestDSTC11Dev(t *testing.T) {
 	if r.Queries != 1060 || r.Articles != 4299 {
 		t.Fatalf("%d queries over %d documents", r.Queries, r.Articles)
 	}
-	// Measured: recall@1 0.616, recall@3 0.854, recall@5 0.922, MRR@10 0.746.
-	for name, v := range map[string][2]float64{"recall@1": {r.R1, 0.58}, "recall@3": {r.R3, 0.83}, "recall@5": {r.R5, 0.90}, "MRR@10": {r.MRR, 0.72}} {
+	// Measured: recall@1 0.617, recall@3 0.864, recall@5 0.934, MRR@10 0.752.
+	for name, v := range map[string][2]float64{"recall@1": {r.R1, 0.59}, "recall@3": {r.R3, 0.84}, "recall@5": {r.R5, 0.91}, "MRR@10": {r.MRR, 0.73}} {
 		if v[0] < v[1] {
 			t.Errorf("%s = %.3f, below the floor %.2f", name, v[0], v[1])
 		}

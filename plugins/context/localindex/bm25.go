@@ -80,7 +80,10 @@ type index struct {
 	fields   map[string]map[string][]int32
 	entities *entityTable
 	sem      *semantic // nil: semantic off
+	semDocs  [][]float32
 }
+
+func (ix *index) termIDF(t string) float32 { return ix.idf(len(ix.terms[t])) }
 
 func buildIndex(chunks []snapChunk, withSemantic bool) *index {
 	ix := &index{
@@ -123,6 +126,15 @@ func buildIndex(chunks []snapChunk, withSemantic bool) *index {
 		}
 		ix.sem = buildSemantic(texts, func(t string) int { return len(ix.terms[t]) })
 		if ix.sem != nil {
+			ix.semDocs = make([][]float32, len(texts))
+			var buf []wterm
+			for i, ws := range texts {
+				buf = buf[:0]
+				for _, w := range ws {
+					buf = append(buf, wterm{term: w, w: 1})
+				}
+				ix.semDocs[i] = ix.sem.textVec(buf, ix.termIDF)
+			}
 			go ix.sem.warm()
 		}
 	}

@@ -23,6 +23,11 @@ const entityBoost = 1.0
 // fieldBoost is the same for documents a policy's match boosts.
 const fieldBoost = 0.5
 
+// semRerank weighs the semantic similarity of a candidate to the query
+// (cosine of their term-vector sums, see semantic.go): a candidate's
+// score gains semRerank × (the best lexical score) × the cosine.
+const semRerank = 0.3
+
 // wterm is an analyzed query term and its weight.
 type wterm struct {
 	term string
@@ -57,6 +62,7 @@ func (li *LocalIndex) SearchQuery(ctx context.Context, q grounding.Query, k int,
 	defer termPool.Put(buf)
 
 	buf.terms = queryTerms(q.Parts, q.Text, buf.terms[:0], &buf.words)
+	qv := ix.sem.textVec(buf.terms, ix.termIDF)
 	buf.terms = ix.sem.expand(buf.terms)
 	boost, only := ix.boosts(q, buf)
 	allowed := ix.filter(f)
@@ -65,7 +71,7 @@ func (li *LocalIndex) SearchQuery(ctx context.Context, q grounding.Query, k int,
 		allowed = func(d int32) bool { return only[d] && (prev == nil || prev(d)) }
 	}
 	depth := max(searchDepth, 4*k)
-	lex := ix.bm25w(buf.terms, depth, allowed, boost)
+	lex := ix.bm25w(buf.terms, depth, allowed, boost, qv)
 	var order []fused
 	if li.Hybrid() {
 		qv, err := li.emb.query(ctx, q.Text)
@@ -216,9 +222,12 @@ func (ix *index) fieldDocs(m grounding.FieldMatch) map[int32]bool {
 	return out
 }
 
-// bm25w is bm25 with weighted terms and per-document boosts: a boosted
-// document's score gains its boost times the best unboosted score.
-func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map[int32]float32) []scored {
+// bm25w is bm25 with weighted terms, per-document boosts and, when qv
+// is given, the semantic similarity of each candidate to the query: a
+// boosted document's score gains its boost times the best unboosted
+// score, and every candidate semRerank times that score times its
+// cosine to qv.
+func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map[int32]float32, qv []float32) []scored {
 	acc := accPool.Get().(*accumulator)
 	defer accPool.Put(acc)
 	if cap(acc.score) < len(ix.chunks) {
@@ -242,6 +251,17 @@ func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map
 		for i := range out {
 			if b := boost[out[i].doc]; b > 0 {
 				out[i].score += b * top
+			}
+		}
+	}
+	if qv != nil {
+		for i := range out {
+			if dv := ix.semDocs[out[i].doc]; dv != nil {
+				var dot float32
+				for j := range qv {
+					dot += qv[j] * dv[j]
+				}
+				out[i].score += semRerank * top * dot
 			}
 		}
 	}

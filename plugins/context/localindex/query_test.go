@@ -182,6 +182,27 @@ func TestSemanticNeighbors(t *testing.T) {
 	if len(terms) < 2 || terms[1].term != stem("spacious") || terms[1].w >= 1 || terms[1].w <= 0 {
 		t.Fatalf("expand: %+v", terms)
 	}
+	// Texts: a large room is nearer a spacious one than a spicy curry.
+	vec := func(text string) []float32 {
+		var ts []wterm
+		for _, w := range analyze(text, nil) {
+			ts = append(ts, wterm{term: w, w: 1})
+		}
+		return s.textVec(ts, func(string) float32 { return 1 })
+	}
+	cos := func(a, b []float32) (d float32) {
+		for i := range a {
+			d += a[i] * b[i]
+		}
+		return d
+	}
+	q := vec("a large room")
+	if near, far := cos(q, vec("spacious and airy")), cos(q, vec("spicy and delicious")); near <= far {
+		t.Fatalf("cos to spacious %v, to spicy %v", near, far)
+	}
+	if (*semantic)(nil).textVec(terms, nil) != nil || s.textVec([]wterm{{term: "zzz", w: 1}}, nil) != nil {
+		t.Fatal("no vector expected")
+	}
 	if (*semantic)(nil).expand(terms[:1]) == nil || s.neighbors("unknown") != nil {
 		t.Fatal("nil model or unknown term")
 	}

@@ -15,7 +15,9 @@ import (
 // same contexts — spacious and large, spotless and clean — end up with
 // similar context vectors, though they rarely occur together. A query
 // term is expanded with its nearest terms, at a fraction of its weight,
-// so that "big rooms" also finds "spacious". Nothing is downloaded and
+// so that "big rooms" also finds "spacious"; and the lexical candidates
+// are re-ranked by the cosine between the query's and each chunk's
+// idf-weighted sum of term vectors (a small document embedding). Nothing is downloaded and
 // nothing leaves the process; the model is rebuilt with the index.
 const (
 	semDims      = 256  // context vector length
@@ -283,4 +285,31 @@ func (s *semantic) expand(terms []wterm) []wterm {
 		}
 	}
 	return terms
+}
+
+// textVec is the idf-weighted sum of the term vectors of terms (unit
+// length; nil when none has a vector).
+func (s *semantic) textVec(terms []wterm, idf func(string) float32) []float32 {
+	if s == nil {
+		return nil
+	}
+	var v []float32
+	for _, t := range terms {
+		row, ok := s.ids[t.term]
+		if !ok {
+			continue
+		}
+		if v == nil {
+			v = make([]float32, semDims)
+		}
+		w := t.w * idf(t.term)
+		tv := s.vecs[int(row)*semDims : int(row+1)*semDims]
+		for i := range v {
+			v[i] += w * tv[i]
+		}
+	}
+	if v != nil {
+		normalize(v)
+	}
+	return v
 }

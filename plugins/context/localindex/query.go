@@ -28,6 +28,10 @@ const fieldBoost = 0.5
 // score gains semRerank × (the best lexical score) × the cosine.
 const semRerank = 0.3
 
+// semRerankDepth is how many of the best lexical candidates (at least)
+// are re-ranked.
+const semRerankDepth = 200
+
 // wterm is an analyzed query term and its weight.
 type wterm struct {
 	term string
@@ -254,8 +258,12 @@ func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map
 			}
 		}
 	}
+	slices.SortFunc(out, byScore)
 	if qv != nil {
-		for i := range out {
+		// Re-rank the best candidates only: the cosine cannot lift a
+		// document from far below, and this bounds the work.
+		m := min(len(out), max(4*n, semRerankDepth))
+		for i := range out[:m] {
 			if dv := ix.semDocs[out[i].doc]; dv != nil {
 				var dot float32
 				for j := range qv {
@@ -264,8 +272,8 @@ func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map
 				out[i].score += semRerank * top * dot
 			}
 		}
+		slices.SortFunc(out[:m], byScore)
 	}
-	slices.SortFunc(out, byScore)
 	if len(out) > n {
 		out = out[:n]
 	}

@@ -30,7 +30,7 @@ const semRerank = 0.3
 
 // semRerankDepth is how many of the best lexical candidates (at least)
 // are re-ranked.
-const semRerankDepth = 200
+const semRerankDepth = 100
 
 // wterm is an analyzed query term and its weight.
 type wterm struct {
@@ -258,12 +258,15 @@ func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map
 			}
 		}
 	}
-	slices.SortFunc(out, byScore)
+	m := n
+	if qv != nil {
+		m = max(n, semRerankDepth)
+	}
+	out = best(out, m)
 	if qv != nil {
 		// Re-rank the best candidates only: the cosine cannot lift a
 		// document from far below, and this bounds the work.
-		m := min(len(out), max(4*n, semRerankDepth))
-		for i := range out[:m] {
+		for i := range out {
 			if dv := ix.semDocs[out[i].doc]; dv != nil {
 				var dot float32
 				for j := range qv {
@@ -272,7 +275,7 @@ func (ix *index) bm25w(terms []wterm, n int, allowed func(int32) bool, boost map
 				out[i].score += semRerank * top * dot
 			}
 		}
-		slices.SortFunc(out[:m], byScore)
+		slices.SortFunc(out, byScore)
 	}
 	if len(out) > n {
 		out = out[:n]
@@ -300,3 +303,45 @@ func (ix *index) accumulate(acc *accumulator, terms []wterm) {
 }
 
 var _ grounding.QueryIndex = (*LocalIndex)(nil)
+
+// best returns the m best of out, best first, without sorting all of
+// them: a bounded min-heap (worst of the kept at the root) keeps the
+// work near linear when a query touches thousands of documents.
+func best(out []scored, m int) []scored {
+	if len(out) <= m {
+		slices.SortFunc(out, byScore)
+		return out
+	}
+	h := make([]scored, 0, m)
+	worse := func(i, j int) bool { return byScore(h[i], h[j]) > 0 } // h[i] ranks after h[j]
+	down := func(i int) {
+		for {
+			l, w := 2*i+1, i
+			if l < len(h) && worse(l, w) {
+				w = l
+			}
+			if r := l + 1; r < len(h) && worse(r, w) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for _, s := range out {
+		switch {
+		case len(h) < m:
+			h = append(h, s)
+			for i := len(h) - 1; i > 0 && worse(i, (i-1)/2); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		case byScore(s, h[0]) < 0:
+			h[0] = s
+			down(0)
+		}
+	}
+	slices.SortFunc(h, byScore)
+	return h
+}

@@ -220,3 +220,21 @@ func BenchmarkSearchQuery(b *testing.B) {
 		}
 	}
 }
+
+// best keeps exactly what a full sort would put first.
+func TestBest(t *testing.T) {
+	for n := 0; n < 300; n += 7 {
+		var all []scored
+		for i := 0; i < n; i++ {
+			all = append(all, scored{doc: int32(i), score: float32((i * 7919) % 97)})
+		}
+		want := slices.Clone(all)
+		slices.SortFunc(want, byScore)
+		for _, m := range []int{1, 5, 50, 400} {
+			got := best(slices.Clone(all), m)
+			if !slices.Equal(got, want[:min(m, n)]) {
+				t.Fatalf("n %d m %d: %v, want %v", n, m, got, want[:min(m, n)])
+			}
+		}
+	}
+}

@@ -307,15 +307,20 @@ func (x *Extractor) userTexts(root gjson.Result) []string {
 	if x.lookback <= 1 {
 		return []string{LastUserText(root)}
 	}
-	var out []string
+	// The last user message whole (Conversation cuts long ones), then
+	// the earlier ones.
+	out := []string{LastUserText(root)}
 	conv := Conversation(root, x.lookback)
+	first := true
 	for i := len(conv) - 1; i >= 0; i-- {
-		if conv[i].Role == "user" {
-			out = append(out, conv[i].Text)
+		if conv[i].Role != "user" {
+			continue
 		}
-	}
-	if len(out) == 0 {
-		return []string{LastUserText(root)}
+		if first {
+			first = false
+			continue
+		}
+		out = append(out, conv[i].Text)
 	}
 	return out
 }

@@ -93,7 +93,7 @@ func Conversation(root gjson.Result, max int) []Turn {
 			return true
 		}
 		if len(t) > maxTurnText {
-			t = t[:maxTurnText]
+			t = strings.ToValidUTF8(t[:maxTurnText], "")
 		}
 		out = append(out, Turn{Role: role, Text: t})
 		return true

@@ -101,3 +101,37 @@ func TestGroundingQueryRewriteMissing(t *testing.T) {
 	}
 	g.Cleanup()
 }
+
+// The rewrite's tokens are settled against the policy's token budget
+// with the answer's.
+func TestQueryRewriteTokensAreBudgeted(t *testing.T) {
+	sim := simulatorServer(t, "rewrite-key-123")
+	policy := `name: grounded
+default: true
+budgets:
+  completion_tokens: 20
+  limits:
+    - per: key
+      name: ` + uniqueName(t) + `
+      tokens_per_minute: 100000
+context:
+  articles:
+    query:
+      rewrite: {source: mini, max_tokens: 12}
+`
+	g, _ := groundedGateway(t, policy, func(g *Gateway) {
+		g.ContextRaw["mini"] = json.RawMessage(`{"source":"query_rewriter","endpoint":` + jsonQuote(sim.URL) + `,"deployment":"gpt-4o-mini","api_key":"rewrite-key-123"}`)
+	})
+	r := do(t, g, "POST", "/v1/chat/completions", chatBody)
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	rw := mustInt(t, r.header.Get("X-Groundgate-Rewrite-Tokens"))
+	est := 100000 - mustInt(t, r.header.Get("X-Ratelimit-Remaining-Tokens"))
+	r = do(t, g, "POST", "/v1/chat/completions", chatBody)
+	// The first request now counts the upstream's 13 tokens and the
+	// rewrite's; the second holds its estimate.
+	if got := 100000 - mustInt(t, r.header.Get("X-Ratelimit-Remaining-Tokens")); got != 13+rw+est {
+		t.Fatalf("counted %d, want 13 + %d (rewrite) + %d (estimate)", got, rw, est)
+	}
+}

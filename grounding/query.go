@@ -76,9 +76,23 @@ const (
 
 // Conversation returns the user and assistant messages of a parsed chat
 // request, oldest first, at most the last max (0: all). Tool, system and
-// developer messages are left out; a message's text parts are joined.
+// developer messages are left out; a message's text parts are joined. A
+// Responses API request (no "messages") gives its "input": the input
+// string as one user message, or its message items.
 func Conversation(root gjson.Result, max int) []Turn {
 	msgs := root.Get("messages")
+	if !msgs.Exists() {
+		msgs = root.Get("input")
+		if msgs.Type == gjson.String {
+			if t := strings.TrimSpace(msgs.Str); t != "" {
+				if len(t) > maxTurnText {
+					t = strings.ToValidUTF8(t[:maxTurnText], "")
+				}
+				return []Turn{{Role: "user", Text: t}}
+			}
+			return nil
+		}
+	}
 	if !msgs.IsArray() {
 		return nil
 	}
@@ -114,7 +128,7 @@ func messageText(c gjson.Result) string {
 	}
 	var b strings.Builder
 	c.ForEach(func(_, p gjson.Result) bool {
-		if p.Get("type").Str == "text" {
+		if typ := p.Get("type").Str; typ == "text" || typ == "input_text" || typ == "output_text" {
 			if t := p.Get("text"); t.Type == gjson.String {
 				if b.Len() > 0 {
 					b.WriteByte('\n')

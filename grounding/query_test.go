@@ -35,6 +35,15 @@ func TestConversation(t *testing.T) {
 	if grounding.Conversation(gjson.Parse(`{"messages":"x"}`), 0) != nil {
 		t.Fatal("not an array")
 	}
+	// Responses API input: a string, or message items (function calls and
+	// their outputs left out).
+	if c := grounding.Conversation(gjson.Parse(`{"input":" Is there a big room? "}`), 0); len(c) != 1 || c[0].Role != "user" || c[0].Text != "Is there a big room?" {
+		t.Fatalf("string input: %+v", c)
+	}
+	c := grounding.Conversation(gjson.Parse(`{"input":[{"role":"user","content":[{"type":"input_text","text":"Avalon hotel?"}]},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"In the north."}]},{"type":"function_call_output","call_id":"c","output":"x"},{"role":"user","content":"Internet?"}]}`), 0)
+	if len(c) != 3 || c[0].Text != "Avalon hotel?" || c[1].Role != "assistant" || c[1].Text != "In the north." || c[2].Text != "Internet?" {
+		t.Fatalf("items: %+v", c)
+	}
 }
 
 func TestBuildQuery(t *testing.T) {

@@ -29,6 +29,13 @@ func (responsesAPI) parse(body []byte) (apiRequest, error) {
 	if err != nil {
 		return apiRequest{}, err
 	}
+	// Conversations live at the upstream under the gateway's one key and
+	// the gateway serves no /conversations route: any conversation id is
+	// one no principal of the gateway created, so none may be continued.
+	if c := gjson.GetBytes(body, "conversation"); c.Exists() && c.Type != gjson.Null {
+		return apiRequest{}, wire.BadRequest("conversation", "unsupported_parameter",
+			"The gateway does not support 'conversation'; continue a conversation with previous_response_id.")
+	}
 	return apiRequest{model: r.Model, stream: r.Stream, previousID: r.PreviousResponseID, noStore: r.NoStore}, nil
 }
 

@@ -145,7 +145,7 @@ func (g *Gateway) serveStoredResponse(ex *exchange) error {
 	}
 	q := ex.r.URL.Query()
 	if q.Get("stream") == "true" {
-		return wire.BadRequest("stream", "unsupported_value", "Streaming a stored response again is not supported by the gateway; retrieve it without stream.")
+		return wire.BadRequest("stream", "unsupported_parameter", "Streaming a stored response again is not supported by the gateway; retrieve it without stream.")
 	}
 	q.Del("api-version")
 	ex.upstreamQuery = q.Encode()

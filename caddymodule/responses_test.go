@@ -351,6 +351,8 @@ func TestStoredResponsesBelongToTheirPrincipal(t *testing.T) {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
 	assertOpenAIError(t, do(t, g, "GET", "/v1/responses/resp_owned", ""), 404, "")
+	// Conversations (stored upstream under the gateway's key) are refused.
+	assertOpenAIError(t, do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","input":"x","conversation":"conv_123"}`), 400, "unsupported_parameter")
 	// store: false records nothing.
 	up.handler = responseHandler("resp_unstored", messageOutput("ok"))
 	do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","input":"x","store":false}`)

@@ -13,8 +13,10 @@ import (
 )
 
 // Output filters and post-processors on Responses answers. Text is in
-// output items of type "message" (content parts of type "output_text");
-// function calls carry their arguments as one JSON string. A blocked text
+// output items of type "message" (content parts of type "output_text"
+// and "refusal") and in reasoning summaries; function calls carry their
+// arguments as one JSON string. Filters scan all of them; rewriters
+// (citations, disclaimers) act on output_text only. A blocked text
 // or call ends the response the way the service ends a filtered one:
 // status "incomplete", incomplete_details.reason "content_filter", and
 // nothing of the blocked item.
@@ -44,6 +46,26 @@ func (ex *exchange) filterResponse(body []byte) []byte {
 				res := chain.Run(t.Str, filters.StageOutput)
 				ex.countFindings(res.Findings, "output")
 				path := base + ".content." + strconv.Itoa(j) + "." + field
+				switch {
+				case res.Blocked:
+					body, _ = sjson.SetBytes(body, path, "")
+					blocked = true
+				case res.Redacted:
+					body, _ = sjson.SetBytes(body, path, res.Text)
+				}
+				return true
+			})
+		case "reasoning":
+			j := -1
+			it.Get("summary").ForEach(func(_, part gjson.Result) bool {
+				j++
+				t := part.Get("text")
+				if t.Type != gjson.String {
+					return true
+				}
+				res := chain.Run(t.Str, filters.StageOutput)
+				ex.countFindings(res.Findings, "output")
+				path := base + ".summary." + strconv.Itoa(j) + ".text"
 				switch {
 				case res.Blocked:
 					body, _ = sjson.SetBytes(body, path, "")

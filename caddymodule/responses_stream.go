@@ -148,6 +148,39 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 // stream was ended for the client.
 func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result, data []byte) ([]byte, bool, error) {
 	switch typ {
+	case "response.reasoning_summary_text.delta":
+		if re.chain == nil {
+			break // rewriters act on the answer, not on reasoning
+		}
+		ps := re.summary(root)
+		emit, ok := ps.push(root.Get("delta").Str)
+		if !ok {
+			return nil, true, re.block(out, ps.sc)
+		}
+		data, _ = sjson.SetBytes(data, "delta", emit)
+	case "response.reasoning_summary_text.done":
+		if re.chain == nil {
+			break
+		}
+		ps := re.summary(root)
+		rest, ok := ps.close()
+		if !ok {
+			return nil, true, re.block(out, ps.sc)
+		}
+		if rest != "" {
+			extra, _ := sjson.SetBytes(data, "type", "response.reasoning_summary_text.delta")
+			extra, _ = sjson.DeleteBytes(extra, "text")
+			extra, _ = sjson.SetBytes(extra, "delta", rest)
+			if err := out.send(typedEvent("response.reasoning_summary_text.delta", re.renumber(extra))); err != nil {
+				return nil, false, err
+			}
+			re.offset++
+		}
+		data, _ = sjson.SetBytes(data, "text", string(ps.text))
+	case "response.reasoning_summary_part.done":
+		if ps, ok := re.parts[summaryKey(root.Get("output_index").Int(), root.Get("summary_index").Int())]; ok {
+			data, _ = sjson.SetBytes(data, "part.text", string(ps.text))
+		}
 	case "response.output_text.delta", "response.refusal.delta":
 		ps := re.part(root, typ == "response.output_text.delta")
 		emit, ok := ps.push(root.Get("delta").Str)
@@ -239,6 +272,15 @@ func (re *responsesEvents) fixItem(data []byte, path string, idx int64, it gjson
 		if len(ctx) > 0 {
 			data, _ = sjson.SetRawBytes(data, path+".context", ctx)
 		}
+	case "reasoning":
+		j := int64(-1)
+		it.Get("summary").ForEach(func(_, part gjson.Result) bool {
+			j++
+			if ps, ok := re.parts[summaryKey(idx, j)]; ok {
+				data, _ = sjson.SetBytes(data, path+".summary."+strconv.FormatInt(j, 10)+".text", string(ps.text))
+			}
+			return true
+		})
 	case "function_call":
 		if cs, ok := re.calls[idx]; ok && cs.done {
 			data, _ = sjson.SetBytes(data, path+".arguments", cs.out)
@@ -260,6 +302,21 @@ func (re *responsesEvents) part(root gjson.Result, text bool) *partState {
 		if re.posts != nil && text {
 			ps.rw = re.posts.NewRewriter(re.ex.postRequest(), re.ex.postResult)
 		}
+		re.parts[k] = ps
+	}
+	return ps
+}
+
+// summaryKey names a reasoning summary part apart from content parts.
+func summaryKey(item, summary int64) partKey { return partKey{item, -1 - summary} }
+
+// summary is the state of a reasoning summary part: filtered, not
+// rewritten.
+func (re *responsesEvents) summary(root gjson.Result) *partState {
+	k := summaryKey(root.Get("output_index").Int(), root.Get("summary_index").Int())
+	ps, ok := re.parts[k]
+	if !ok {
+		ps = &partState{sc: re.chain.NewStreamScanner(filters.StageOutput)}
 		re.parts[k] = ps
 	}
 	return ps

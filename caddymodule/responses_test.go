@@ -559,3 +559,43 @@ func TestAuditRecordsResponses(t *testing.T) {
 		t.Fatalf("audit record: %s", b)
 	}
 }
+
+// Reasoning summaries are model output too: filtered whole and streamed.
+func TestResponsesReasoningSummariesFiltered(t *testing.T) {
+	g, main := filteredGateway(t, outputPolicy, outputFilters)
+	main.handler = responseHandler("resp_rs", `{"id":"rs_1","type":"reasoning","summary":[{"type":"summary_text","text":"The card 4111 1111 1111 1111 is valid."}]},`+messageOutput("ok"))
+	r := do(t, g, "POST", "/v1/responses", responsesBody)
+	if got := gjson.Get(r.body, "output.0.summary.0.text").Str; got != "The card [REDACTED:credit_card] is valid." {
+		t.Fatalf("whole: %s", r.body)
+	}
+	const summary = "The card 4111 1111 1111 1111 is valid."
+	main.handler = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		seq := 0
+		ev := func(typ, rest string) {
+			fmt.Fprintf(w, "event: %s\ndata: {\"type\":%q,\"sequence_number\":%d%s}\n\n", typ, typ, seq, rest)
+			seq++
+		}
+		ev("response.created", `,"response":{"id":"resp_rss","status":"in_progress","output":[]}`)
+		ref := `,"item_id":"rs_1","output_index":0,"summary_index":0`
+		for i := 0; i < len(summary); i += 3 {
+			b, _ := json.Marshal(summary[i:min(i+3, len(summary))])
+			ev("response.reasoning_summary_text.delta", ref+`,"delta":`+string(b))
+		}
+		b, _ := json.Marshal(summary)
+		ev("response.reasoning_summary_text.done", ref+`,"text":`+string(b))
+		item := `{"id":"rs_1","type":"reasoning","summary":[{"type":"summary_text","text":` + string(b) + `}]}`
+		ev("response.output_item.done", `,"output_index":0,"item":`+item)
+		ev("response.completed", `,"response":`+responseObject("resp_rss", item))
+	}
+	r = do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","stream":true,"input":"hi"}`)
+	var deltas strings.Builder
+	for _, e := range readEvents(t, r.body) {
+		if e.Get("type").Str == "response.reasoning_summary_text.delta" {
+			deltas.WriteString(e.Get("delta").Str)
+		}
+	}
+	if strings.Contains(r.body, "4111") || deltas.String() != "The card [REDACTED:credit_card] is valid." {
+		t.Fatalf("streamed: %q\n%s", deltas.String(), r.body)
+	}
+}

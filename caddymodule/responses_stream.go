@@ -13,6 +13,7 @@ import (
 	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/sse"
+	"github.com/groundgate/groundgate/wire"
 )
 
 // responsesEvents relays a Responses stream's typed events. Untouched
@@ -48,6 +49,12 @@ type partState struct {
 	rw   post.Rewriter
 	text []byte // as sent
 	ctx  []byte // context members from the rewriters
+	// Where its deltas go, for releasing what is held when the upstream
+	// ends the item without a done event for the part.
+	itemID    string
+	deltaType string // response.output_text.delta, …refusal.delta, …reasoning_summary_text.delta
+	index     string // "content_index" or "summary_index"
+	closed    bool
 }
 
 // callState is one function call whose arguments are held.
@@ -213,6 +220,9 @@ func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result
 			data, _ = sjson.SetBytes(data, "part."+partField(root.Get("part")), string(ps.text))
 		}
 	case "response.output_item.done":
+		if blocked, err := re.release(out, root.Get("output_index").Int()); blocked || err != nil {
+			return nil, blocked, err
+		}
 		data = re.fixItem(data, "item", root.Get("output_index").Int(), root.Get("item"))
 	case "response.function_call_arguments.delta":
 		if re.chain != nil {
@@ -241,6 +251,9 @@ func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result
 		}
 	default:
 		if terminalEvent(typ) {
+			if blocked, err := re.release(out, -1); blocked || err != nil {
+				return nil, blocked, err
+			}
 			i := int64(-1)
 			root.Get("response.output").ForEach(func(_, it gjson.Result) bool {
 				i++
@@ -295,7 +308,10 @@ func (re *responsesEvents) part(root gjson.Result, text bool) *partState {
 	k := partKey{root.Get("output_index").Int(), root.Get("content_index").Int()}
 	ps, ok := re.parts[k]
 	if !ok {
-		ps = new(partState)
+		ps = &partState{itemID: root.Get("item_id").Str, index: "content_index", deltaType: "response.output_text.delta"}
+		if !text {
+			ps.deltaType = "response.refusal.delta"
+		}
 		if re.chain != nil {
 			ps.sc = re.chain.NewStreamScanner(filters.StageOutput)
 		}
@@ -307,6 +323,39 @@ func (re *responsesEvents) part(root gjson.Result, text bool) *partState {
 	return ps
 }
 
+// release closes the parts of output item idx (-1: of every item) that the
+// upstream ended without their done event, sending what they still hold
+// as one more delta each, so nothing held back is lost. A block found
+// then ends the stream.
+func (re *responsesEvents) release(out *streamOut, idx int64) (bool, error) {
+	for k, ps := range re.parts {
+		if ps.closed || (idx >= 0 && k.item != idx) {
+			continue
+		}
+		rest, ok := ps.close()
+		if !ok {
+			return true, re.block(out, ps.sc)
+		}
+		if rest == "" {
+			continue
+		}
+		sub := k.part
+		if ps.index == "summary_index" {
+			sub = -1 - k.part
+		}
+		b := []byte(`{"type":"` + ps.deltaType + `","sequence_number":0,"item_id":`)
+		b = wire.AppendString(b, ps.itemID)
+		b = append(b, `,"output_index":`+strconv.FormatInt(k.item, 10)+`,"`+ps.index+`":`+strconv.FormatInt(sub, 10)+`,"delta":`...)
+		b = wire.AppendString(b, rest)
+		b = append(b, '}')
+		if err := out.send(typedEvent(ps.deltaType, re.renumber(b))); err != nil {
+			return false, err
+		}
+		re.offset++
+	}
+	return false, nil
+}
+
 // summaryKey names a reasoning summary part apart from content parts.
 func summaryKey(item, summary int64) partKey { return partKey{item, -1 - summary} }
 
@@ -316,7 +365,8 @@ func (re *responsesEvents) summary(root gjson.Result) *partState {
 	k := summaryKey(root.Get("output_index").Int(), root.Get("summary_index").Int())
 	ps, ok := re.parts[k]
 	if !ok {
-		ps = &partState{sc: re.chain.NewStreamScanner(filters.StageOutput)}
+		ps = &partState{sc: re.chain.NewStreamScanner(filters.StageOutput), itemID: root.Get("item_id").Str,
+			index: "summary_index", deltaType: "response.reasoning_summary_text.delta"}
 		re.parts[k] = ps
 	}
 	return ps
@@ -352,6 +402,10 @@ func (ps *partState) push(text string) (string, bool) {
 
 // close releases what the part still holds.
 func (ps *partState) close() (string, bool) {
+	if ps.closed {
+		return "", true
+	}
+	ps.closed = true
 	rest := ""
 	if ps.sc != nil {
 		var v filters.Verdict

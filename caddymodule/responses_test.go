@@ -599,3 +599,37 @@ func TestResponsesReasoningSummariesFiltered(t *testing.T) {
 		t.Fatalf("streamed: %q\n%s", deltas.String(), r.body)
 	}
 }
+
+// A server that ends an item without output_text.done still gets every
+// held-back character out, filtered, before the item's end.
+func TestResponsesHeldTextReleasedWithoutDoneEvents(t *testing.T) {
+	const answer = "Your card 4111 1111 1111 1111 is on file"
+	const want = "Your card [REDACTED:credit_card] is on file"
+	g, main := filteredGateway(t, outputPolicy, outputFilters)
+	main.handler = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		seq := 0
+		ev := func(typ, rest string) {
+			fmt.Fprintf(w, "event: %s\ndata: {\"type\":%q,\"sequence_number\":%d%s}\n\n", typ, typ, seq, rest)
+			seq++
+		}
+		ev("response.created", `,"response":{"id":"resp_nd","status":"in_progress","output":[]}`)
+		for i := 0; i < len(answer); i += 4 {
+			b, _ := json.Marshal(answer[i:min(i+4, len(answer))])
+			ev("response.output_text.delta", `,"item_id":"msg_1","output_index":0,"content_index":0,"delta":`+string(b))
+		}
+		ev("response.output_item.done", `,"output_index":0,"item":`+messageOutput(answer))
+		ev("response.completed", `,"response":`+responseObject("resp_nd", messageOutput(answer)))
+	}
+	r := do(t, g, "POST", "/v1/responses", `{"model":"gpt-4o","stream":true,"input":"hi"}`)
+	var deltas strings.Builder
+	evs := readEvents(t, r.body)
+	for _, e := range evs {
+		if e.Get("type").Str == "response.output_text.delta" {
+			deltas.WriteString(e.Get("delta").Str)
+		}
+	}
+	if deltas.String() != want || strings.Contains(r.body, "4111") || evs[len(evs)-1].Get("response.output.0.content.0.text").Str != want {
+		t.Fatalf("deltas %q\n%s", deltas.String(), r.body)
+	}
+}

@@ -27,7 +27,9 @@ type testCluster struct {
 	replicas  []string
 }
 
-func (c *testCluster) addrs() []string { return append(append([]string(nil), c.primaries...), c.replicas...) }
+func (c *testCluster) addrs() []string {
+	return append(append([]string(nil), c.primaries...), c.replicas...)
+}
 
 // startCluster starts the cluster and stops it in t.Cleanup. It skips the
 // test only when redis-server is missing and cannot be installed (the

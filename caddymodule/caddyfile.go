@@ -90,6 +90,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "key":
 			err = g.parseKey(d)
+		case "oidc":
+			err = g.parseOIDC(d)
 		case "model":
 			err = g.parseModel(d)
 		case "pool":

@@ -37,6 +37,10 @@ type Gateway struct {
 	// principal. A request without a known key is refused with 401.
 	Keys []KeyConfig `json:"keys,omitempty"`
 
+	// OIDC are token issuers (Microsoft Entra ID or any OpenID Connect
+	// provider) whose access tokens clients may present instead of a key.
+	OIDC []OIDCConfig `json:"oidc,omitempty"`
+
 	// Models are the model aliases clients may ask for (the `model` field
 	// on OpenAI routes, the deployment name on Azure routes), each served
 	// by a pool.
@@ -141,6 +145,7 @@ type Gateway struct {
 	Introspect []string `json:"introspect,omitempty"`
 
 	keys       keyring
+	tokens     *tokenAuth // nil: no issuers
 	models     map[string]*model
 	modelList  []byte // the /v1/models body, built once
 	pools      map[string]*pool
@@ -229,6 +234,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	var err error
 	if g.keys, err = newKeyring(g.Keys); err != nil {
+		return err
+	}
+	if err := g.provisionTokens(); err != nil {
 		return err
 	}
 	g.transport = newTransport()
@@ -338,7 +346,7 @@ func (g *Gateway) serve(ex *exchange) error {
 		return err
 	}
 	ex.route = rt
-	if ex.principal, err = g.keys.authenticate(ex.r); err != nil {
+	if ex.principal, err = g.authenticate(ex.r); err != nil {
 		return err
 	}
 	// Caddy's access log redacts Authorization but not api-key; the key

@@ -78,6 +78,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    filter <name> <pii|prompt_injection|blocklist|regex> [{ ... }]
 //	    post <name> <citations|append> [{ ... }]
 //	    audit { jsonl <path> | sqlite <path> | dataverse <url> {...} }
+//	    tracing
 //	    introspect <key name...>
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -204,6 +205,14 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.StoreRaw = caddyconfig.JSONModuleObject(mod, "type", name, nil)
+		case "tracing":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				return d.Errf("tracing: unrecognized subdirective %q (exporters are configured with the OTEL_* environment variables)", d.Val())
+			}
+			g.Tracing = new(TracingConfig)
 		case "introspect":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -80,6 +80,7 @@ func (ex *exchange) filterInput(chain *filters.Chain, body []byte) ([]byte, erro
 		return body, nil
 	}
 	var err error
+	defer ex.step("groundgate.filter.input").end(&err)
 	i := -1
 	defer func() {
 		if err == nil {
@@ -131,6 +132,7 @@ func (ex *exchange) filterContext(chain *filters.Chain, p *grounding.Packed) {
 	if chain == nil || !chain.Active(filters.StageContext) || p == nil {
 		return
 	}
+	defer ex.step("groundgate.filter.context").end(nil)
 	scan := func(what, text string) (string, bool) {
 		res := chain.RunContext(text)
 		for _, f := range res.Findings {

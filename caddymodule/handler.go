@@ -139,13 +139,19 @@ type Gateway struct {
 	// cost of each request (metrics, access logs) and spend budgets.
 	Prices map[string]Price `json:"prices,omitempty"`
 
+	// Tracing switches on OpenTelemetry traces (GenAI semantic
+	// conventions), exported over OTLP as configured by the OTEL_*
+	// environment variables. Absent: no spans.
+	Tracing *TracingConfig `json:"tracing,omitempty"`
+
 	// Introspect names the principals (client keys) allowed to call the
 	// operator endpoints GET /groundgate/policies and
 	// POST /groundgate/explain/{route}. Empty: the endpoints are off.
 	Introspect []string `json:"introspect,omitempty"`
 
 	keys       keyring
-	tokens     *tokenAuth // nil: no issuers
+	tokens     *tokenAuth    // nil: no issuers
+	tracer     *sharedTracer // nil: tracing off
 	models     map[string]*model
 	modelList  []byte // the /v1/models body, built once
 	pools      map[string]*pool
@@ -274,6 +280,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := g.provisionContext(ctx); err != nil {
+		return err
+	}
+	if err := g.provisionTracing(); err != nil {
 		return err
 	}
 	return g.provisionPolicies(ctx)

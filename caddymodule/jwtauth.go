@@ -2,11 +2,13 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -110,7 +112,21 @@ type tokenAuth struct {
 	issuers map[string]*issuerAuth
 	algs    []jose.SignatureAlgorithm // every issuer's, to read iss
 	logger  *zap.Logger
+
+	// verified remembers tokens already verified, by their SHA-256, until
+	// they expire: a client sends the same token for up to an hour, and
+	// a signature check costs far more than a hash.
+	mu       sync.RWMutex
+	verified map[[sha256.Size]byte]verifiedToken
 }
+
+type verifiedToken struct {
+	p     *principal
+	until time.Time // exp plus the skew
+}
+
+// maxVerified bounds the verified-token cache.
+const maxVerified = 10000
 
 type issuerAuth struct {
 	v            *oidc.Verifier
@@ -129,7 +145,7 @@ func (g *Gateway) provisionTokens() error {
 	if len(g.OIDC) == 0 {
 		return nil
 	}
-	ta := &tokenAuth{issuers: map[string]*issuerAuth{}, logger: g.logger}
+	ta := &tokenAuth{issuers: map[string]*issuerAuth{}, logger: g.logger, verified: map[[sha256.Size]byte]verifiedToken{}}
 	repl := caddy.NewReplacer()
 	for i := range g.OIDC {
 		ia, key, err := newIssuerAuth(repl, &g.OIDC[i])
@@ -283,24 +299,65 @@ func badToken() *wire.Error {
 }
 
 func (ta *tokenAuth) authenticate(ctx context.Context, raw string) (*principal, error) {
+	sum := sha256.Sum256([]byte(raw))
+	now := time.Now()
+	ta.mu.RLock()
+	vt, ok := ta.verified[sum]
+	ta.mu.RUnlock()
+	if ok && now.Before(vt.until) {
+		return vt.p, nil
+	}
+	p, until, err := ta.verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	ta.remember(sum, verifiedToken{p, until}, now)
+	return p, nil
+}
+
+// remember caches a verified token, first dropping expired ones (or all)
+// when the cache is full.
+func (ta *tokenAuth) remember(sum [sha256.Size]byte, vt verifiedToken, now time.Time) {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	if len(ta.verified) >= maxVerified {
+		for k, v := range ta.verified {
+			if !now.Before(v.until) {
+				delete(ta.verified, k)
+			}
+		}
+		if len(ta.verified) >= maxVerified {
+			clear(ta.verified)
+		}
+	}
+	ta.verified[sum] = vt
+}
+
+// verify checks a token not seen before and maps its claims.
+func (ta *tokenAuth) verify(ctx context.Context, raw string) (*principal, time.Time, error) {
+	var never time.Time
 	iss, err := oidc.UnverifiedIssuer(raw, ta.algs)
 	if err != nil {
-		return nil, ta.refuse(err, "")
+		return nil, never, ta.refuse(err, "")
 	}
 	ia, ok := ta.issuers[iss]
 	if !ok {
-		return nil, ta.refuse(errors.New("issuer not configured"), iss)
+		return nil, never, ta.refuse(errors.New("issuer not configured"), iss)
 	}
 	c, err := ia.v.Verify(ctx, raw)
 	if errors.Is(err, oidc.ErrUnavailable) {
 		ta.logger.Error("client token not checked: the issuer's keys are unavailable", zap.String("issuer", iss), zap.Error(err))
-		return nil, &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "token_verification_unavailable",
+		return nil, never, &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "token_verification_unavailable",
 			Message: "The gateway cannot verify access tokens right now. Retry shortly.", Header: http.Header{"Retry-After": {"5"}}}
 	}
 	if err != nil {
-		return nil, ta.refuse(err, iss)
+		return nil, never, ta.refuse(err, iss)
 	}
-	return ia.principal(c, ta)
+	p, err := ia.principal(c, ta)
+	if err != nil {
+		return nil, never, err
+	}
+	return p, c.Expiry.Time().Add(ia.v.Skew), nil
 }
 
 func (ta *tokenAuth) refuse(err error, iss string) error {

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +11,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/groundgate/groundgate/oidc"
+	"github.com/groundgate/groundgate/oidc/oidctest"
 )
 
 func TestParseOIDC(t *testing.T) {
@@ -114,5 +120,41 @@ func TestProvisionOIDCErrors(t *testing.T) {
 	}
 	for _, release := range g.held {
 		release()
+	}
+}
+
+// A verified token is remembered until its expiry (plus skew): the
+// signature is not checked again, and past it, it is.
+func TestVerifiedTokenCache(t *testing.T) {
+	is := oidctest.New(t)
+	g := &Gateway{logger: zap.NewNop(), OIDC: []OIDCConfig{{Issuer: is.URL, Audiences: []string{"api://gg"},
+		Grants: []GrantConfig{{Value: "Agent", Team: "support"}}}}}
+	if err := g.provisionTokens(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, release := range g.held {
+			release()
+		}
+	}()
+	claims := is.Claims("api://gg")
+	claims["roles"] = []string{"Agent"}
+	tok := is.Token(claims)
+	p, err := g.tokens.authenticate(t.Context(), tok)
+	if err != nil || p.name != "5b7e3a5c-0000-4000-8000-00000000a11c" || p.team != "support" || p.scope == nil || len(p.scope.Accounts) != 0 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	// The issuer's keys become unavailable: the cached token still passes.
+	ia := g.tokens.issuers[is.URL]
+	is.SetDown(true)
+	ia.v.Keys = oidc.NewKeySet(oidc.KeySource{Issuer: is.URL, DiscoveryURL: is.DiscoveryURL()}, http.DefaultClient, time.Hour, 0)
+	if p2, err := g.tokens.authenticate(t.Context(), tok); err != nil || p2 != p {
+		t.Fatalf("cached token: %v %v", p2, err)
+	}
+	// Past its expiry it is verified again (and now cannot be).
+	sum := sha256.Sum256([]byte(tok))
+	g.tokens.verified[sum] = verifiedToken{p, time.Now().Add(-time.Second)}
+	if _, err := g.tokens.authenticate(t.Context(), tok); err == nil {
+		t.Fatal("an expired cache entry was used")
 	}
 }

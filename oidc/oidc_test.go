@@ -183,3 +183,19 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkVerifyRS256(b *testing.B) {
+	is := oidctest.New(b)
+	v := newVerifier(is, time.Hour)
+	tok := is.Token(is.Claims(aud))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

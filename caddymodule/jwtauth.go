@@ -123,6 +123,8 @@ type tokenAuth struct {
 type verifiedToken struct {
 	p     *principal
 	until time.Time // exp plus the skew
+	keys  *oidc.KeySet
+	kid   string // the key that verified it, still published
 }
 
 // maxVerified bounds the verified-token cache.
@@ -304,15 +306,15 @@ func (ta *tokenAuth) authenticate(ctx context.Context, raw string) (*principal, 
 	ta.mu.RLock()
 	vt, ok := ta.verified[sum]
 	ta.mu.RUnlock()
-	if ok && now.Before(vt.until) {
+	if ok && now.Before(vt.until) && vt.keys.Has(vt.kid) {
 		return vt.p, nil
 	}
-	p, until, err := ta.verify(ctx, raw)
+	vt, err := ta.verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
-	ta.remember(sum, verifiedToken{p, until}, now)
-	return p, nil
+	ta.remember(sum, vt, now)
+	return vt.p, nil
 }
 
 // remember caches a verified token, first dropping expired ones (or all)
@@ -334,30 +336,30 @@ func (ta *tokenAuth) remember(sum [sha256.Size]byte, vt verifiedToken, now time.
 }
 
 // verify checks a token not seen before and maps its claims.
-func (ta *tokenAuth) verify(ctx context.Context, raw string) (*principal, time.Time, error) {
-	var never time.Time
+func (ta *tokenAuth) verify(ctx context.Context, raw string) (verifiedToken, error) {
+	var never verifiedToken
 	iss, err := oidc.UnverifiedIssuer(raw, ta.algs)
 	if err != nil {
-		return nil, never, ta.refuse(err, "")
+		return never, ta.refuse(err, "")
 	}
 	ia, ok := ta.issuers[iss]
 	if !ok {
-		return nil, never, ta.refuse(errors.New("issuer not configured"), iss)
+		return never, ta.refuse(errors.New("issuer not configured"), iss)
 	}
 	c, err := ia.v.Verify(ctx, raw)
 	if errors.Is(err, oidc.ErrUnavailable) {
 		ta.logger.Error("client token not checked: the issuer's keys are unavailable", zap.String("issuer", iss), zap.Error(err))
-		return nil, never, &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "token_verification_unavailable",
+		return never, &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "token_verification_unavailable",
 			Message: "The gateway cannot verify access tokens right now. Retry shortly.", Header: http.Header{"Retry-After": {"5"}}}
 	}
 	if err != nil {
-		return nil, never, ta.refuse(err, iss)
+		return never, ta.refuse(err, iss)
 	}
 	p, err := ia.principal(c, ta)
 	if err != nil {
-		return nil, never, err
+		return never, err
 	}
-	return p, c.Expiry.Time().Add(ia.v.Skew), nil
+	return verifiedToken{p: p, until: c.Expiry.Time().Add(ia.v.Skew), keys: ia.v.Keys, kid: c.KeyID}, nil
 }
 
 func (ta *tokenAuth) refuse(err error, iss string) error {

@@ -144,7 +144,7 @@ func TestVerifiedTokenCache(t *testing.T) {
 	if err != nil || p.name != "5b7e3a5c-0000-4000-8000-00000000a11c" || p.team != "support" || p.scope == nil || len(p.scope.Accounts) != 0 {
 		t.Fatalf("%+v %v", p, err)
 	}
-	// The issuer's keys become unavailable: the cached token still passes.
+	// The issuer becomes unreachable: the cached token still passes.
 	ia := g.tokens.issuers[is.URL]
 	is.SetDown(true)
 	ia.v.Keys = oidc.NewKeySet(oidc.KeySource{Issuer: is.URL, DiscoveryURL: is.DiscoveryURL()}, http.DefaultClient, time.Hour, 0)
@@ -153,7 +153,9 @@ func TestVerifiedTokenCache(t *testing.T) {
 	}
 	// Past its expiry it is verified again (and now cannot be).
 	sum := sha256.Sum256([]byte(tok))
-	g.tokens.verified[sum] = verifiedToken{p, time.Now().Add(-time.Second)}
+	vt := g.tokens.verified[sum]
+	vt.until = time.Now().Add(-time.Second)
+	g.tokens.verified[sum] = vt
 	if _, err := g.tokens.authenticate(t.Context(), tok); err == nil {
 		t.Fatal("an expired cache entry was used")
 	}

@@ -144,6 +144,20 @@ func (ks *KeySet) startFetchLocked() chan struct{} {
 	return done
 }
 
+// Has reports whether the key set still publishes key kid (as last
+// fetched): a token verified with a key the issuer has since withdrawn
+// must be verified again.
+func (ks *KeySet) Has(kid string) bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for i := range ks.keys {
+		if ks.keys[i].KeyID == kid {
+			return true
+		}
+	}
+	return false
+}
+
 // LastError is the error of the latest fetch, nil when it succeeded.
 func (ks *KeySet) LastError() error {
 	ks.mu.Lock()

@@ -76,6 +76,8 @@ type Verifier struct {
 type Claims struct {
 	jwt.Claims
 	Extra map[string]any
+	// KeyID is the id of the key that verified the token.
+	KeyID string
 }
 
 // String returns claim name when it is a string.
@@ -154,7 +156,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			continue // the key is published for another algorithm
 		}
 		if err := tok.Claims(k.Key, &c.Claims, &c.Extra); err == nil {
-			verified = true
+			verified, c.KeyID = true, k.KeyID
 			break
 		}
 	}

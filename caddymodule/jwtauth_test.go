@@ -160,3 +160,34 @@ func TestVerifiedTokenCache(t *testing.T) {
 		t.Fatal("an expired cache entry was used")
 	}
 }
+
+// FuzzParseOIDC: any oidc block is refused with an error or parses into a
+// config that survives a JSON round trip; never a panic.
+func FuzzParseOIDC(f *testing.F) {
+	f.Add("oidc https://login.microsoftonline.com/t/v2.0 {\n audience api://gg\n algorithms RS256 ES256\n grant Agent {\n  team support\n  scope {\n   accounts A-1\n  }\n }\n require_grant\n}")
+	f.Add("oidc https://i {\n clock_skew 30s\n name_claims oid\n roles_claim groups\n}")
+	f.Fuzz(func(t *testing.T, in string) {
+		tokens, err := caddyfile.Tokenize([]byte("llm_gateway {\n"+in+"\n}"), "Caddyfile")
+		if err != nil {
+			return
+		}
+		var g Gateway
+		if err := g.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			return
+		}
+		b, err := json.Marshal(g.OIDC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back []OIDCConfig
+		if err := json.Unmarshal(b, &back); err != nil || normalize(back) != normalize(g.OIDC) {
+			t.Fatalf("round trip of %q: %v\n%s", in, err, b)
+		}
+	})
+}
+
+// normalize makes empty and nil slices equal for comparison.
+func normalize(cs []OIDCConfig) string {
+	b, _ := json.Marshal(cs)
+	return string(b)
+}

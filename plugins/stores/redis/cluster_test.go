@@ -370,3 +370,18 @@ func TestClusterProvision(t *testing.T) {
 		t.Fatalf("a reservation over two limits on a cluster: %v", err)
 	}
 }
+
+// A prefix may be a placeholder; braces left after resolving it are refused.
+func TestPrefixPlaceholder(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	defer cancel()
+	t.Setenv("GG_TEST_PREFIX", "env:")
+	s := &Store{Address: "127.0.0.1:1", Prefix: "{env.GG_TEST_PREFIX}", Timeout: caddy.Duration(10 * time.Millisecond)}
+	if err := s.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Cleanup()
+	if s.prefix != "env:" {
+		t.Fatalf("prefix %q", s.prefix)
+	}
+}

@@ -224,6 +224,9 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if s.Prefix != "" {
 		s.prefix = repl.ReplaceKnown(s.Prefix, "")
 	}
+	if strings.ContainsAny(s.prefix, "{}") {
+		return fmt.Errorf("redis store: prefix %q must not contain braces (they would change the keys' hash slot)", s.prefix)
+	}
 	v, _, err := clients.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return sharedClient{newClient(key)}, nil
 	})
@@ -308,9 +311,6 @@ func (s *Store) Validate() error {
 	case "", modeStandalone, modeCluster, modeSentinel:
 	default:
 		return fmt.Errorf("redis store: mode must be standalone, cluster or sentinel, not %q", s.Mode)
-	}
-	if strings.ContainsAny(s.Prefix, "{}") {
-		return fmt.Errorf("redis store: prefix %q must not contain braces (they would change the keys' hash slot)", s.Prefix)
 	}
 	switch {
 	case s.DB < 0:

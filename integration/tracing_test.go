@@ -308,6 +308,39 @@ func TestTracing(t *testing.T) {
 			} else if len(text) > 0 {
 				t.Errorf("prompt text in spans without opting in: %v", text)
 			}
+
+			// A stream: the same attributes, read from its chunks.
+			streamID := fmt.Sprintf("5bf92f3577b34da6a3ce929d0e0e473%d", map[bool]int{false: 6, true: 7}[content])
+			st := c.Chat.Completions.NewStreaming(t.Context(), params,
+				option.WithHeader("traceparent", "00-"+streamID+"-"+parent+"-01"))
+			var answer strings.Builder
+			var respID string
+			for st.Next() {
+				ch := st.Current()
+				respID = ch.ID
+				if len(ch.Choices) > 0 {
+					answer.WriteString(ch.Choices[0].Delta.Content)
+				}
+			}
+			if err := st.Err(); err != nil {
+				t.Fatal(err)
+			}
+			sid, _ := hex.DecodeString(streamID)
+			var sreq *tracepb.Span
+			for _, s := range rc.trace(t, sid, "chat gpt-4o-rec") {
+				if s.Name == "chat gpt-4o-rec" {
+					sreq = s
+				}
+			}
+			if attr(sreq, "gen_ai.response.id").GetStringValue() != respID || attr(sreq, "groundgate.stream") == nil ||
+				attr(sreq, "gen_ai.usage.output_tokens").GetIntValue() == 0 ||
+				len(attr(sreq, "gen_ai.response.finish_reasons").GetArrayValue().GetValues()) != 1 {
+				t.Errorf("stream span attributes: %v", sreq.Attributes)
+			}
+			out := attr(sreq, "gen_ai.output.messages").GetStringValue()
+			if content != (out != "") || (content && !strings.Contains(out, answer.String()[:min(20, answer.Len())])) {
+				t.Errorf("content %v: gen_ai.output.messages %q, answer %q", content, out, answer.String())
+			}
 		})
 	}
 	found := false

@@ -111,6 +111,7 @@ type reqTrace struct {
 	// response attributes seen in a stream
 	respID, respModel string
 	finish            []string
+	text              []byte // the streamed answer, when content is recorded
 }
 
 // startTrace starts the request's span: a child of Caddy's `tracing`
@@ -183,8 +184,8 @@ func (ex *exchange) endTrace() {
 	if len(tr.finish) > 0 {
 		attrs = append(attrs, attribute.StringSlice("gen_ai.response.finish_reasons", tr.finish))
 	}
-	if tr.content && len(ex.answer) > 0 && ex.streamed {
-		attrs = append(attrs, outputMessages(string(ex.answer), tr.finish))
+	if tr.content && len(tr.text) > 0 {
+		attrs = append(attrs, outputMessages(string(tr.text), tr.finish))
 	}
 	sp.SetAttributes(attrs...)
 	if ex.status >= 500 || ex.status == 499 {
@@ -267,10 +268,9 @@ func (ex *exchange) traceChunk(data []byte) {
 	if fr := gjson.GetBytes(data, "choices.0.finish_reason"); fr.Type == gjson.String {
 		tr.finish = append(tr.finish, fr.Str)
 	}
-	if tr.content && ex.usageReported {
-		// ex.answer stops growing once usage arrived; keep the text here.
+	if tr.content {
 		if c := gjson.GetBytes(data, "choices.0.delta.content"); c.Type == gjson.String {
-			ex.answer = append(ex.answer, c.Str...)
+			tr.text = append(tr.text, c.Str...)
 		}
 	}
 }

@@ -350,6 +350,22 @@ func TestProvisionModes(t *testing.T) {
 	if _, _, err := s.Reserve(context.Background(), []budgets.Charge{{Limit: budgets.Limit{Key: "k", Window: budgets.Day, Max: 5}, N: 1}}); !errors.Is(err, budgets.ErrUnavailable) {
 		t.Errorf("no Sentinel reachable: %v, want ErrUnavailable", err)
 	}
+	// No cluster node reachable: the config loads, calls fail fast.
+	c := &Store{Mode: "cluster", Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}, Timeout: caddy.Duration(50 * time.Millisecond)}
+	if err := c.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Cleanup()
+	start := time.Now()
+	if _, _, err := c.Reserve(context.Background(), []budgets.Charge{{Limit: budgets.Limit{Key: "k", Window: budgets.Day, Max: 5}, N: 1}}); !errors.Is(err, budgets.ErrUnavailable) {
+		t.Errorf("no cluster node reachable: %v, want ErrUnavailable", err)
+	}
+	if _, _, err := c.CacheGet(context.Background(), "x"); !errors.Is(err, budgets.ErrUnavailable) {
+		t.Errorf("cache with no cluster node reachable: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("failing took %v", d)
+	}
 }
 
 // TestClusterProvision: the module's own settings reach the cluster.

@@ -172,6 +172,8 @@ type Gateway struct {
 	// provisioning is false only for the Caddyfile adapter's policy check,
 	// which has no sources or filters loaded to resolve names against.
 	provisioning bool
+	// logGuard keeps keys out of access logs chosen per request.
+	logGuard *logGuard
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
 	lastWatchErr string
 }
@@ -239,6 +241,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	var err error
+	if g.logGuard, err = checkAccessLogs(ctx); err != nil {
+		return err
+	}
+	if err := checkListenersFree(ctx); err != nil {
+		return err
+	}
 	if g.keys, err = newKeyring(g.Keys); err != nil {
 		return err
 	}
@@ -350,6 +358,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 }
 
 func (g *Gateway) serve(ex *exchange) error {
+	g.logGuard.skipUnsafe(ex.r, g.logger)
 	rt, err := matchRoute(ex.r)
 	if err != nil {
 		return err
@@ -358,9 +367,6 @@ func (g *Gateway) serve(ex *exchange) error {
 	if ex.principal, err = g.authenticate(ex.r); err != nil {
 		return err
 	}
-	// Caddy's access log redacts Authorization but not api-key; the key
-	// is not needed past this point.
-	ex.r.Header.Del("Api-Key")
 	ex.repl.Set("llm.principal", ex.principal.name)
 	ex.repl.Set("llm.team", ex.principal.team)
 	switch rt.op {

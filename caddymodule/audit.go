@@ -63,5 +63,8 @@ func (ex *exchange) record() {
 		in.Upstream = ex.upstream.name
 	}
 	in.SetContext(ex.packed, ex.postResult)
+	if rw := ex.rewrite; rw != nil {
+		in.QueryRewrite = &post.QueryRewrite{Query: rw.Query, Model: rw.Model, PromptTokens: rw.PromptTokens, CompletionTokens: rw.CompletionTokens}
+	}
 	ex.g.audit.Record(in)
 }

@@ -84,8 +84,9 @@ func (ex *exchange) filterInput(pa promptAdapter, chain *filters.Chain, body []b
 	if chain == nil || !chain.Active(filters.StageInput) {
 		return body, nil
 	}
-	body, err := pa.filterInput(ex, chain, body)
-	if err != nil {
+	var err error
+	defer ex.step("groundgate.filter.input").end(&err)
+	if body, err = pa.filterInput(ex, chain, body); err != nil {
 		return nil, err
 	}
 	ex.inputAnn = chain.Annotations(ex.inputFindings, filters.StageInput)
@@ -137,7 +138,10 @@ func (ex *exchange) filterEmbeddingsInput(chain *filters.Chain, body []byte) ([]
 			return true
 		})
 	}
-	return ex.filterTexts(chain, body, texts)
+	var err error
+	defer ex.step("groundgate.filter.input").end(&err)
+	body, err = ex.filterTexts(chain, body, texts)
+	return body, err
 }
 
 // inputText is one text of a request and its sjson path.
@@ -238,6 +242,7 @@ func (ex *exchange) filterContext(chain *filters.Chain, p *grounding.Packed) {
 	if chain == nil || !chain.Active(filters.StageContext) || p == nil {
 		return
 	}
+	defer ex.step("groundgate.filter.context").end(nil)
 	scan := func(what, text string) (string, bool) {
 		res := chain.RunContext(text)
 		for _, f := range res.Findings {

@@ -34,6 +34,7 @@ func (embeddingsAPI) forUpstream(body []byte, _ apiRequest) ([]byte, error) { re
 func (embeddingsAPI) relayAnswer(ex *exchange, at *attempt, _ apiRequest) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"), chatUsage)
+		ex.traceResponse(at.body)
 	}
 	return ex.relayJSON(at)
 }

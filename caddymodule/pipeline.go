@@ -92,6 +92,7 @@ func (g *Gateway) serveModel(ex *exchange, ad apiAdapter) error {
 		return err
 	}
 	ex.sent = body
+	ex.traceRequest(body)
 	at, err := g.call(ex, ex.model.pool, ad.op(), body, req.stream)
 	if err != nil {
 		return err

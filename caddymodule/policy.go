@@ -106,6 +106,7 @@ func (g *Gateway) watchPolicies(ctx context.Context, hash string) {
 // on the body: input filters, grounding, context filters, meta prompt and
 // token limits.
 func (g *Gateway) applyPolicy(ex *exchange, ad apiAdapter, body []byte, alias string) ([]byte, error) {
+	defer ex.step("groundgate.policy").end(nil)
 	cp, err := g.selectPolicy(ex, alias)
 	if err != nil || cp == nil {
 		return body, err

@@ -54,6 +54,7 @@ func (responsesAPI) relayAnswer(ex *exchange, at *attempt, req apiRequest) error
 	if at.resp.StatusCode == http.StatusOK {
 		root := gjson.ParseBytes(at.body)
 		ex.recordUsage(root.Get("usage"), responsesUsage)
+		ex.traceResponseObject(root)
 		if !ex.usageReported {
 			collectOutput(ex, root.Get("output"))
 		}
@@ -69,6 +70,15 @@ func (responsesAPI) relayAnswer(ex *exchange, at *attempt, req apiRequest) error
 		}
 	}
 	return ex.relayJSON(at)
+}
+
+// traceResponseObject records a response's id, model and status (its
+// finish reason) on the request's span.
+func (ex *exchange) traceResponseObject(resp gjson.Result) {
+	if tr := ex.tr; tr != nil {
+		tr.respID, tr.respModel = resp.Get("id").Str, resp.Get("model").Str
+		tr.finish = append(tr.finish, resp.Get("status").Str)
+	}
 }
 
 // collectOutput keeps a response's output for counting its tokens when

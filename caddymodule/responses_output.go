@@ -124,6 +124,7 @@ func (ex *exchange) postResponse(body []byte) ([]byte, error) {
 	if ex.rt == nil || ex.rt.post == nil {
 		return body, nil
 	}
+	defer ex.step("groundgate.post").end(nil)
 	ex.postResult = new(post.Result)
 	req := ex.postRequest()
 	i := -1

@@ -112,6 +112,7 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 			ex.collect(0, root.Get("delta").Str) // counted if no usage comes
 		}
 	case terminalEvent(typ):
+		ex.traceResponseObject(root.Get("response"))
 		ex.recordUsage(root.Get("response.usage"), responsesUsage)
 		if ex.usageReported {
 			ex.answers = nil

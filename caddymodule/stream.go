@@ -265,6 +265,7 @@ func (ce *chatEvents) endOfAnswer(out *streamOut) error {
 // inspectChunk reads what the gateway needs from one chunk: usage, and
 // the time of the first content. It reports whether to drop the chunk.
 func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
+	ex.traceChunk(data)
 	if ex.ttft == 0 && gjson.GetBytes(data, "choices.0.delta").Exists() {
 		ex.ttft = time.Since(ex.start)
 		timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())

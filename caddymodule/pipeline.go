@@ -28,9 +28,10 @@ type apiAdapter interface {
 	op() operation
 	// parse validates the body and returns what the pipeline needs.
 	parse(body []byte) (apiRequest, error)
-	// prepare is the shape's part of preprocessing; nil when policies'
-	// sections (filters, grounding, meta prompt, limits, cache, budgets)
-	// do not apply to the shape.
+	// prepare is the shape's part of preprocessing: nil for a shape with
+	// no prompt (embeddings), which gets budgets and, if it implements
+	// inputFilter, input filters, but no grounding, meta prompt, limits
+	// or cache.
 	prepare() promptAdapter
 	// forUpstream makes the last changes before the call (e.g. asking
 	// for usage on streams).

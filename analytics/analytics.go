@@ -121,6 +121,7 @@ func (a *DB) setup(ctx context.Context) error {
 			rating INTEGER, score REAL, comment TEXT)`,
 		`CREATE INDEX IF NOT EXISTS ` + t + `_feedback_audit ON ` + t + `_feedback (audit_id)`,
 		`CREATE INDEX IF NOT EXISTS ` + t + `_feedback_time ON ` + t + `_feedback (time)`,
+		`CREATE INDEX IF NOT EXISTS ` + t + `_feedback_request ON ` + t + `_feedback (request_id)`,
 		`CREATE INDEX IF NOT EXISTS ` + t + `_time ON ` + t + ` (time)`,
 		`CREATE INDEX IF NOT EXISTS ` + t + `_request_id ON ` + t + ` (request_id)`,
 		`CREATE INDEX IF NOT EXISTS ` + t + `_team_time ON ` + t + ` (team, time)`,

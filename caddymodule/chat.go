@@ -87,6 +87,7 @@ func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
 		if ex.route.op == opChat {
+			ex.responseID = gjson.GetBytes(at.body, "id").Str
 			at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))
 			var err error
 			if at.body, err = ex.postAnswer(at.body); err != nil {

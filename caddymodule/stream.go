@@ -188,6 +188,9 @@ func (ex *exchange) endOfAnswer(sf *streamFilter, ps *post.Stream, rc *http.Resp
 // inspectChunk reads what the gateway needs from one chunk: usage, and
 // the time of the first content. It reports whether to drop the chunk.
 func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
+	if ex.responseID == "" {
+		ex.responseID = gjson.GetBytes(data, "id").Str
+	}
 	if ex.ttft == 0 && gjson.GetBytes(data, "choices.0.delta").Exists() {
 		ex.ttft = time.Since(ex.start)
 		timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())

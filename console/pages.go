@@ -118,7 +118,7 @@ func (c *Console) serveFeatures(w http.ResponseWriter, r *http.Request, s *sessi
 			return
 		}
 		done := fmt.Sprintf("%s for team %s: %s", ch.Feature, ch.Team, map[string]string{toggles.On: "switched on", toggles.Off: "switched off", toggles.Inherit: "back to what the policy files say"}[ch.State])
-		http.Redirect(w, r, Prefix+"features?done="+url.QueryEscape(done)+"#f-"+ch.Feature, http.StatusSeeOther)
+		http.Redirect(w, r, Prefix+"features?done="+url.QueryEscape(done)+"#t-"+url.PathEscape(ch.Feature+"-"+ch.Team), http.StatusSeeOther)
 		return
 	}
 	_ = c.toggles.Reload(ctx) // show what the store holds now
@@ -306,7 +306,8 @@ func (c *Console) analytics(w http.ResponseWriter, r *http.Request, s *session, 
 	data := map[string]any{"NoDB": true}
 	status := http.StatusOK
 	if err != nil {
-		data["Error"], status = err.Error(), http.StatusServiceUnavailable
+		data = map[string]any{"Error": err.Error()}
+		status = http.StatusServiceUnavailable
 	}
 	c.render(w, r, s, status, name, title, data)
 	return nil, false
@@ -320,7 +321,8 @@ func (c *Console) serveUsage(w http.ResponseWriter, r *http.Request, s *session)
 	ctx, cancel := c.ctx(r)
 	defer cancel()
 	f, rg, err := c.rangeOf(r)
-	data := map[string]any{"F": f}
+	form := rangeForm{F: f, Choices: c.choices(r, db), Action: Prefix + "usage"}
+	data := map[string]any{"Form": form}
 	if err != nil {
 		data["Error"] = err.Error()
 		c.render(w, r, s, http.StatusBadRequest, "usage", "Usage and cost", data)
@@ -341,8 +343,15 @@ func (c *Console) serveUsage(w http.ResponseWriter, r *http.Request, s *session)
 		maxCost = max(maxCost, d.Cost)
 	}
 	data["Days"], data["Teams"], data["Features"], data["Models"], data["MaxCost"] = rep[1], rep[2], rep[3], rep[4], maxCost
-	data["Choices"] = c.choices(r, db)
 	c.render(w, r, s, 0, "usage", "Usage and cost", data)
+}
+
+// rangeForm is the filter form of the usage, audit and feedback pages.
+type rangeForm struct {
+	F       usageFilter
+	Choices map[string][]string
+	Action  string
+	Extra   *analytics.LogQuery // the audit log's own fields
 }
 
 // choices are the filter options: the teams, features and models seen in
@@ -377,7 +386,7 @@ func (c *Console) serveAudit(w http.ResponseWriter, r *http.Request, s *session)
 	q := r.URL.Query()
 	lq := analytics.LogQuery{Range: rg, Team: f.Team, Feature: f.Feature, Model: f.Model, Principal: q.Get("principal"),
 		Outcome: q.Get("outcome"), ID: strings.TrimSpace(q.Get("id")), Before: q.Get("before")}
-	data := map[string]any{"F": f, "Q": lq}
+	data := map[string]any{"Form": rangeForm{F: f, Choices: c.choices(r, db), Action: Prefix + "audit", Extra: &lq}}
 	if err == nil {
 		var rows []analytics.LogRow
 		rows, err = db.Log(ctx, lq)
@@ -388,7 +397,6 @@ func (c *Console) serveAudit(w http.ResponseWriter, r *http.Request, s *session)
 			data["Next"] = Prefix + "audit?" + next.Encode()
 		}
 	}
-	data["Choices"] = c.choices(r, db)
 	if err != nil {
 		data["Error"] = err.Error()
 		c.render(w, r, s, http.StatusBadRequest, "audit", "Audit log", data)
@@ -454,7 +462,7 @@ func (c *Console) serveFeedbackPage(w http.ResponseWriter, r *http.Request, s *s
 	ctx, cancel := c.ctx(r)
 	defer cancel()
 	f, rg, err := c.rangeOf(r)
-	data := map[string]any{"F": f, "Choices": c.choices(r, db)}
+	data := map[string]any{"Form": rangeForm{F: f, Choices: c.choices(r, db), Action: Prefix + "feedback"}}
 	if err == nil {
 		var rows []analytics.FeedbackRow
 		rows, err = db.FeedbackSummary(ctx, rg)

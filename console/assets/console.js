@@ -19,11 +19,11 @@
     var b = e.target.querySelector("button.toggle");
     if (b) { b.setAttribute("aria-busy", "true"); }
   });
-  // After a toggle, focus returns to the feature's row (keyboard users
-  // keep their place).
-  if (location.hash.indexOf("#f-") === 0) {
-    var row = document.getElementById(decodeURIComponent(location.hash.slice(1)));
-    var btn = row && row.querySelector("button.toggle");
-    if (btn) btn.focus();
+  // After a toggle, focus returns to the cell's button: keyboard users
+  // keep their place in the matrix.
+  if (location.hash.indexOf("#t-") === 0) {
+    var id = "toggle-" + decodeURIComponent(location.hash.slice(3));
+    var btn = document.querySelector('button.toggle[data-testid="' + CSS.escape(id) + '"]');
+    if (btn) { btn.focus(); btn.scrollIntoView({block: "center"}); }
   }
 })();

@@ -49,9 +49,14 @@ func (ex *exchange) record() {
 		ResponseID:       ex.responseID,
 		CacheHit:         ex.cacheHit,
 		FilterActions:    filterActions(ex.inputFindings),
+		Incomplete:       ex.incomplete != "",
+		IncompleteReason: ex.incomplete,
 	}
 	if ex.principal != nil {
 		in.Principal, in.Team = ex.principal.name, ex.principal.team
+	}
+	if ex.dryRunAs != "" {
+		in.DryRun, in.OnBehalfOf = true, ex.dryRunAs
 	}
 	if ex.policy != nil {
 		in.Policy, in.PolicyVersion, in.Feature = ex.policy.Name, ex.policy.Hash, ex.feature

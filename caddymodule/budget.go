@@ -209,13 +209,21 @@ func (ex *exchange) reserveCounters(counters []counter, subject func(*counter) s
 const storeTimeout = 250 * time.Millisecond
 
 // tokenEstimate is what a request may cost: its prompt, counted now, and
-// the most its answer may take.
+// the most its answers may take (all n of them).
 type tokenEstimate struct{ prompt, completion int64 }
 
+// estimate bounds what the request can cost. A chat request's answers are
+// capped per answer by max_completion_tokens / max_tokens (applyLimits
+// sets a cap whenever the policy counts tokens), and it asks for n of
+// them, so its completion is at most n times the cap. An embeddings
+// request has no completion: its input is the whole cost.
 func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, error) {
 	enc, err := tokens.ForModel(ex.model.tokenizer)
 	if err != nil {
 		return tokenEstimate{}, fmt.Errorf("policy %q has token budgets but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
+	}
+	if ex.route.op == opEmbeddings {
+		return tokenEstimate{prompt: countEmbeddingsInput(enc, gjson.GetBytes(body, "input"))}, nil
 	}
 	prompt := int64(ex.promptCount)
 	if prompt == 0 {
@@ -225,19 +233,89 @@ func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, err
 		}
 		prompt = int64(n)
 	}
-	completion := int64(rt.budget.CompletionEstimate)
-	if m := maxCompletion(body); m > 0 {
-		completion = m
+	n, err := choiceCount(body)
+	if err != nil {
+		return tokenEstimate{}, err
 	}
-	return tokenEstimate{prompt, completion}, nil
+	perAnswer := int64(rt.budget.CompletionEstimate)
+	if m := maxCompletion(body); m > 0 {
+		perAnswer = m
+	}
+	return tokenEstimate{prompt, min(n*perAnswer, budgets.MaxUnits)}, nil
+}
+
+// countEmbeddingsInput counts an embeddings input as the upstream bills
+// it: a string by the tokenizer, a token array by its length, and an
+// array of either as the sum of its elements.
+func countEmbeddingsInput(enc *tokens.Encoder, in gjson.Result) int64 {
+	if in.Type == gjson.String {
+		return int64(enc.Count(in.Str))
+	}
+	var n int64
+	in.ForEach(func(_, v gjson.Result) bool {
+		switch {
+		case v.Type == gjson.String:
+			n += int64(enc.Count(v.Str))
+		case v.IsArray():
+			n += v.Get("#").Int()
+		default:
+			n++ // a token id
+		}
+		return true
+	})
+	return n
+}
+
+// maxChoices is OpenAI's upper bound on n.
+const maxChoices = 128
+
+// choiceCount is the number of answers the request asks for (n, default
+// 1). Budgets multiply by it, so a value the upstream might read
+// differently is refused rather than guessed.
+func choiceCount(body []byte) (int64, error) {
+	v := gjson.GetBytes(body, "n")
+	switch {
+	case !v.Exists() || v.Type == gjson.Null:
+		return 1, nil
+	case v.Type != gjson.Number || v.Num != math.Trunc(v.Num):
+		return 0, wire.BadRequest("n", "invalid_type", "Invalid type for 'n': expected an integer, but got "+v.Raw+" instead.")
+	case v.Num < 1:
+		return 0, wire.BadRequest("n", "integer_below_min_value", "Invalid 'n': integer below minimum value. Expected a value >= 1, but got "+v.Raw+" instead.")
+	case v.Num > maxChoices:
+		return 0, wire.BadRequest("n", "integer_above_max_value", "Invalid 'n': integer above maximum value. Expected a value <= 128, but got "+v.Raw+" instead.")
+	}
+	return int64(v.Num), nil
+}
+
+// countsTokens reports whether any of the policy's counters is charged by
+// tokens (token limits, spend limits): then every answer needs a cap.
+func (rt *policyRuntime) countsTokens() bool {
+	for _, cs := range [2][]counter{rt.counters, rt.deployCounters} {
+		for i := range cs {
+			if cs[i].unit != unitRequests {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // settle replaces each reservation's estimate with the request's actual
-// tokens; a request that never got an answer gives them back.
+// tokens: what the upstream reported, or what the gateway counted of what
+// it sent and received (a broken or abandoned stream), plus, for a
+// non-streamed request the client abandoned, the completion the upstream
+// may still bill. A request that never reached an upstream gives its
+// reservation back.
 func (ex *exchange) settle() {
 	for _, hb := range ex.held {
-		ex.settleOne(hb, ex.upstream == nil)
+		ex.settleOne(hb, ex.upstream == nil && !ex.abandoned)
 	}
+}
+
+// billed is what the budgets charge: the tokens counted, and the answer
+// an abandoned upstream call may still produce.
+func (ex *exchange) billed() (prompt, completion int64) {
+	return ex.promptTokens, max(ex.completionTokens, ex.unseenCompletion)
 }
 
 func (ex *exchange) settleOne(hb *heldBudget, release bool) {
@@ -247,15 +325,16 @@ func (ex *exchange) settleOne(hb *heldBudget, release bool) {
 	if release {
 		err = ex.g.store.Release(ctx, hb.res)
 	} else {
+		prompt, completion := ex.billed()
 		actual := make([]int64, len(hb.res.Charges))
 		for i, c := range hb.res.Charges {
 			switch hb.units[i] {
 			case unitRequests:
 				actual[i] = c.N
 			case unitTokens:
-				actual[i] = ex.promptTokens + ex.completionTokens
+				actual[i] = prompt + completion
 			case unitMicroUSD:
-				actual[i] = ex.costMicroUSD()
+				actual[i] = ex.priceMicroUSD(prompt, completion)
 			}
 		}
 		err = ex.g.store.Settle(ctx, hb.res, actual)
@@ -340,10 +419,15 @@ func validCounterName(s string) bool {
 	return s != ""
 }
 
-// maxCompletion is the request's completion cap (0 when it sets none).
+// maxCompletion is the request's cap per answer (0 when it sets none):
+// the larger of max_completion_tokens and max_tokens, since upstreams
+// differ in which one they honour when both are sent.
 func maxCompletion(body []byte) int64 {
-	if v := gjson.GetBytes(body, "max_completion_tokens"); v.Type == gjson.Number {
-		return v.Int()
+	var m int64
+	for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
+		if v := gjson.GetBytes(body, f); v.Type == gjson.Number {
+			m = max(m, v.Int())
+		}
 	}
-	return gjson.GetBytes(body, "max_tokens").Int()
+	return m
 }

@@ -6,9 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
-	"go.uber.org/zap"
 
-	"github.com/groundgate/groundgate/tokens"
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -98,7 +96,7 @@ func (ex *exchange) relayJSON(at *attempt) error {
 			ex.cacheStore(ex.cacheKey, false, at.body, ex.rt.cacheTTL)
 		}
 		if !ex.usageReported && ex.route.op == opChat {
-			ex.answer = append(ex.answer, gjson.GetBytes(at.body, "choices.0.message.content").Str...)
+			ex.collectMessages(at.body)
 		}
 	} else {
 		ex.sent = nil // nothing to count for an upstream error
@@ -134,19 +132,4 @@ func setModel(body []byte, name string) ([]byte, error) {
 // setIncludeUsage asks the upstream for the usage chunk.
 func setIncludeUsage(body []byte) ([]byte, error) {
 	return sjson.SetBytes(body, "stream_options.include_usage", true)
-}
-
-// countUsage counts tokens with the model's tokenizer when the upstream
-// reported none (some OpenAI-compatible servers ignore include_usage).
-func (ex *exchange) countUsage() {
-	enc, err := tokens.ForModel(ex.model.tokenizer)
-	if err != nil {
-		ex.g.logger.Warn("upstream reported no usage and no tokenizer is known for the model",
-			zap.String("model", ex.model.alias), zap.String("tokenizer", ex.model.tokenizer))
-		return
-	}
-	if n, err := enc.CountChatValid(ex.sent); err == nil {
-		ex.promptTokens = int64(n)
-	}
-	ex.completionTokens = int64(enc.Count(string(ex.answer)))
 }

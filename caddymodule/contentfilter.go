@@ -72,41 +72,141 @@ func (e *promptFiltered) write(w http.ResponseWriter) {
 	_, _ = w.Write(e.body)
 }
 
-// filterInput runs the chain over the text of every user message: a
-// block refuses the request with Azure's content_filter error, a
-// redaction rewrites the message before it goes anywhere.
+// filterInput runs the chain over every text the client sends the model:
+// each message's content (a string, or the text of every part that
+// carries one), its name and refusal, the arguments of the tool calls an
+// assistant message replays, and the descriptions of the tools and
+// functions offered, whatever the role and however it is spelled (tool
+// results are the usual route for injected instructions). The platform's
+// own meta prompt is added after this and is never scanned. A block
+// refuses the request with Azure's content_filter error, a redaction
+// rewrites the text before it goes anywhere.
 func (ex *exchange) filterInput(chain *filters.Chain, body []byte) ([]byte, error) {
 	if chain == nil || !chain.Active(filters.StageInput) {
 		return body, nil
 	}
 	var err error
-	i := -1
 	defer func() {
 		if err == nil {
 			ex.inputAnn = chain.Annotations(ex.inputFindings, filters.StageInput)
 		}
 	}()
-	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+	var texts []inputText
+	texts = appendMessageTexts(texts, gjson.GetBytes(body, "messages"))
+	texts = appendToolTexts(texts, gjson.GetBytes(body, "tools"), "tools", "function.description")
+	texts = appendToolTexts(texts, gjson.GetBytes(body, "functions"), "functions", "description")
+	for _, t := range texts {
+		if body, err = ex.filterText(chain, body, t.path, t.text); err != nil {
+			return nil, err
+		}
+	}
+	return body, nil
+}
+
+// filterEmbeddingsInput runs the chain over an embeddings request's input:
+// a string or an array of strings (token arrays carry no text to match).
+func (ex *exchange) filterEmbeddingsInput(chain *filters.Chain, body []byte) ([]byte, error) {
+	if chain == nil || !chain.Active(filters.StageInput) {
+		return body, nil
+	}
+	in := gjson.GetBytes(body, "input")
+	var texts []inputText
+	switch {
+	case in.Type == gjson.String:
+		texts = append(texts, inputText{"input", in.Str})
+	case in.IsArray():
+		k := -1
+		in.ForEach(func(_, v gjson.Result) bool {
+			k++
+			if v.Type == gjson.String {
+				texts = append(texts, inputText{"input." + strconv.Itoa(k), v.Str})
+			}
+			return true
+		})
+	}
+	var err error
+	for _, t := range texts {
+		if body, err = ex.filterText(chain, body, t.path, t.text); err != nil {
+			return nil, err
+		}
+	}
+	return body, nil
+}
+
+// inputText is one text of a request and its sjson path.
+type inputText struct{ path, text string }
+
+// appendMessageTexts lists the texts of every message, all roles alike.
+func appendMessageTexts(dst []inputText, messages gjson.Result) []inputText {
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
 		i++
-		if m.Get("role").Str != "user" {
+		base := "messages." + strconv.Itoa(i)
+		m.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "content":
+				dst = appendContentTexts(dst, base+".content", v)
+			case "name", "refusal":
+				if v.Type == gjson.String {
+					dst = append(dst, inputText{base + "." + k.Str, v.Str})
+				}
+			case "tool_calls":
+				j := -1
+				v.ForEach(func(_, tc gjson.Result) bool {
+					j++
+					if a := tc.Get("function.arguments"); a.Type == gjson.String {
+						dst = append(dst, inputText{base + ".tool_calls." + strconv.Itoa(j) + ".function.arguments", a.Str})
+					}
+					return true
+				})
+			case "function_call":
+				if a := v.Get("arguments"); a.Type == gjson.String {
+					dst = append(dst, inputText{base + ".function_call.arguments", a.Str})
+				}
+			}
+			return true
+		})
+		return true
+	})
+	return dst
+}
+
+// appendContentTexts lists a content value's texts: the string itself, or
+// the text (and refusal) of each part, whatever the part's type.
+func appendContentTexts(dst []inputText, path string, c gjson.Result) []inputText {
+	if c.Type == gjson.String {
+		return append(dst, inputText{path, c.Str})
+	}
+	j := -1
+	c.ForEach(func(_, part gjson.Result) bool {
+		j++
+		p := path + "." + strconv.Itoa(j)
+		if part.Type == gjson.String { // some clients send bare strings
+			dst = append(dst, inputText{p, part.Str})
 			return true
 		}
-		c := m.Get("content")
-		if c.Type == gjson.String {
-			body, err = ex.filterText(chain, body, "messages."+strconv.Itoa(i)+".content", c.Str)
-			return err == nil
-		}
-		j := -1
-		c.ForEach(func(_, part gjson.Result) bool {
-			j++
-			if t := part.Get("text"); part.Get("type").Str == "text" && t.Type == gjson.String {
-				body, err = ex.filterText(chain, body, "messages."+strconv.Itoa(i)+".content."+strconv.Itoa(j)+".text", t.Str)
+		for _, k := range [...]string{"text", "refusal"} {
+			if t := part.Get(k); t.Type == gjson.String {
+				dst = append(dst, inputText{p + "." + k, t.Str})
 			}
-			return err == nil
-		})
-		return err == nil
+		}
+		return true
 	})
-	return body, err
+	return dst
+}
+
+// appendToolTexts lists the descriptions of the tools offered: text the
+// model reads as instructions.
+func appendToolTexts(dst []inputText, tools gjson.Result, base, member string) []inputText {
+	j := -1
+	tools.ForEach(func(_, t gjson.Result) bool {
+		j++
+		if d := t.Get(member); d.Type == gjson.String {
+			dst = append(dst, inputText{base + "." + strconv.Itoa(j) + "." + member, d.Str})
+		}
+		return true
+	})
+	return dst
 }
 
 func (ex *exchange) filterText(chain *filters.Chain, body []byte, path, text string) ([]byte, error) {

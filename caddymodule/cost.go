@@ -44,6 +44,12 @@ func (g *Gateway) provisionPrices() error {
 
 // costMicroUSD is what this request cost, 0 when its model has no price.
 func (ex *exchange) costMicroUSD() int64 {
+	return ex.priceMicroUSD(ex.promptTokens, ex.completionTokens)
+}
+
+// priceMicroUSD prices prompt and completion tokens of this request's
+// model (the upstream's cached prompt tokens at their own price).
+func (ex *exchange) priceMicroUSD(prompt, completion int64) int64 {
 	if ex.model == nil {
 		return 0
 	}
@@ -51,5 +57,5 @@ func (ex *exchange) costMicroUSD() int64 {
 	if !ok {
 		return 0
 	}
-	return p.microUSD(ex.promptTokens, ex.cachedTokens, ex.completionTokens)
+	return p.microUSD(prompt, ex.cachedTokens, completion)
 }

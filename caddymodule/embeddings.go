@@ -23,6 +23,12 @@ func (g *Gateway) serveEmbeddings(ex *exchange) error {
 	if body, err = g.applyPolicy(ex, body, alias, gjson.Result{}); err != nil {
 		return err
 	}
+	if ex.rt != nil {
+		if err := ex.reserve(body, ex.rt); err != nil {
+			return err
+		}
+	}
+	ex.sent = body
 	at, err := g.call(ex, ex.model.pool, opEmbeddings, body, false)
 	if err != nil {
 		return err

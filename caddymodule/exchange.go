@@ -45,6 +45,7 @@ type exchange struct {
 	annMerged     bool              // inputAnn was added to the stream
 	postResult    *post.Result      // what the post-processors did
 	denied        []string          // records withheld by scope, for the audit record
+	dryRunAs      string            // an operator's explain: the principal explained ("" otherwise)
 	streamCopy    []byte            // the stream as sent, for the cache
 	held          []*heldBudget     // budgets reserved before the upstream call
 	est           tokenEstimate
@@ -64,9 +65,16 @@ type exchange struct {
 	usageReported                  bool // the upstream reported usage
 	ttft                           time.Duration
 	finished                       bool // a stream chunk carried a finish_reason
-	// sent is the body sent upstream and answer the streamed text, for
-	// counting tokens when an upstream reports no usage.
-	sent, answer []byte
+	// sent is the body sent upstream and answers the text of each choice
+	// received, for counting tokens when an upstream reports no usage.
+	sent    []byte
+	answers [][]byte
+	// incomplete says why the answer did not reach its end ("": it did).
+	incomplete string
+	// abandoned: the client left while an upstream attempt was in flight;
+	// unseenCompletion is what the budgets still charge for its answer.
+	abandoned        bool
+	unseenCompletion int64
 }
 
 // errClientGone means the client went away; nothing more is written.
@@ -105,6 +113,7 @@ func newRequestID() string {
 // fail answers with err unless the response has begun.
 func (ex *exchange) fail(err error) {
 	if errors.Is(err, errClientGone) {
+		ex.markIncomplete(incompleteClientGone)
 		if ex.status == 0 {
 			ex.status = 499 // nginx's "client closed request", for metrics only
 		}
@@ -154,7 +163,9 @@ func (ex *exchange) finish() {
 		ex.repl.Set("llm.upstream", up)
 		ex.repl.Set("llm.deployment", ex.upstream.deployment)
 	}
-	if !ex.usageReported && ex.sent != nil && ex.status == http.StatusOK {
+	// An upstream that answered, or had the request when the client
+	// left, bills it even without reporting usage: count it.
+	if !ex.usageReported && ex.sent != nil && (ex.upstream != nil || ex.abandoned) {
 		ex.countUsage()
 	}
 	ex.settle()

@@ -124,11 +124,9 @@ func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 // about to be sent upstream.
 func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) {
 	b := rt.budget
-	if b.CompletionTokens > 0 {
-		var err error
-		if body, err = clampCompletion(body, b.CompletionTokens, ex.model.tokenizer); err != nil {
-			return nil, err
-		}
+	var err error
+	if body, err = ex.capAnswers(body, rt); err != nil {
+		return nil, err
 	}
 	if b.PromptTokens > 0 {
 		enc, err := tokens.ForModel(ex.model.tokenizer)
@@ -147,6 +145,37 @@ func (ex *exchange) applyLimits(body []byte, rt *policyRuntime) ([]byte, error) 
 		}
 	}
 	return body, nil
+}
+
+// capAnswers sets the completion cap per answer that the upstream gets.
+// completion_tokens bounds the whole request, so its n answers share it:
+// each gets completion_tokens/n. A policy that counts tokens also caps a
+// request that sets no cap, at completion_estimate per answer, so that
+// the reservation (n times the cap) bounds what the answers can cost.
+func (ex *exchange) capAnswers(body []byte, rt *policyRuntime) ([]byte, error) {
+	b := rt.budget
+	counts := rt.countsTokens()
+	if b.CompletionTokens == 0 && !counts {
+		return body, nil
+	}
+	n, err := choiceCount(body)
+	if err != nil {
+		return nil, err
+	}
+	limit := int64(0)
+	switch {
+	case b.CompletionTokens > 0:
+		limit = int64(b.CompletionTokens) / n
+		if limit < 1 {
+			return nil, wire.BadRequest("n", "invalid_value", "Policy "+ex.policy.Name+" allows "+strconv.Itoa(b.CompletionTokens)+
+				" completion tokens per request, to be shared by its answers; n="+strconv.FormatInt(n, 10)+" answers cannot have one each. Lower n.")
+		}
+	case maxCompletion(body) == 0:
+		limit = int64(b.CompletionEstimate)
+	default:
+		return body, nil // the client's own cap, counted n times
+	}
+	return clampCompletion(body, int(limit), ex.model.tokenizer)
 }
 
 // clampCompletion lowers the client's completion limit to max, or sets

@@ -104,12 +104,18 @@ func (g *Gateway) serveExplain(ex *exchange) error {
 	if err := g.operator(ex); err != nil {
 		return err
 	}
+	// An operator may explain a request as any principal would make it:
+	// the decision and the context use that principal's scope, but the
+	// exchange stays the operator's own dry run (audit record included).
+	operator := ex.principal
+	ex.dryRunAs = operator.name
 	if name := ex.r.URL.Query().Get("principal"); name != "" {
 		p := g.keys.byName(name)
 		if p == nil {
 			return wire.BadRequest("principal", "unknown_principal", "No key is named "+name+".")
 		}
-		ex.principal = p
+		ex.principal, ex.dryRunAs = p, p.name
+		defer func() { ex.principal = operator }()
 	}
 	body, err := ex.readBody()
 	if err != nil {

@@ -19,9 +19,10 @@ func (ex *exchange) outputChain() *filters.Chain {
 }
 
 // filterAnswer applies output filters to a whole (non-streamed) answer:
-// a blocked choice loses its content and ends with finish_reason
-// content_filter; redactions rewrite the content; the filters' verdicts
-// join Azure's content_filter_results of each choice.
+// each choice's content and the arguments of its tool (or function)
+// calls. A blocked choice loses its content and tool calls and ends with
+// finish_reason content_filter; redactions rewrite the text; the
+// filters' verdicts join Azure's content_filter_results of each choice.
 func (ex *exchange) filterAnswer(body []byte) []byte {
 	chain := ex.outputChain()
 	if chain == nil {
@@ -30,22 +31,65 @@ func (ex *exchange) filterAnswer(body []byte) []byte {
 	n := int(gjson.GetBytes(body, "choices.#").Int())
 	for i := 0; i < n; i++ {
 		base := "choices." + strconv.Itoa(i)
-		c := gjson.GetBytes(body, base+".message.content")
-		if c.Type != gjson.String {
-			continue
+		var findings []filters.Finding
+		blocked := false
+		for _, t := range answerTexts(gjson.GetBytes(body, base+".message"), base+".message") {
+			res := chain.Run(t.text, filters.StageOutput)
+			ex.countFindings(res.Findings, "output")
+			findings = append(findings, res.Findings...)
+			if res.Redacted && t.json && gjson.Valid(t.text) && !gjson.Valid(res.Text) {
+				res.Blocked = true // a label cannot stand for a bare JSON value: fail closed
+			}
+			if res.Blocked {
+				blocked = true
+				break
+			}
+			if res.Redacted {
+				body, _ = sjson.SetBytes(body, t.path, res.Text)
+			}
 		}
-		res := chain.Run(c.Str, filters.StageOutput)
-		ex.countFindings(res.Findings, "output")
-		switch {
-		case res.Blocked:
-			body, _ = sjson.DeleteBytes(body, base+".message.content")
+		if blocked {
+			for _, m := range [...]string{".message.content", ".message.refusal", ".message.tool_calls", ".message.function_call"} {
+				body, _ = sjson.DeleteBytes(body, base+m)
+			}
 			body, _ = sjson.SetBytes(body, base+".finish_reason", filters.FinishReasonContentFilter)
-		case res.Redacted:
-			body, _ = sjson.SetBytes(body, base+".message.content", res.Text)
 		}
-		body = mergeAnnotations(body, base+".content_filter_results", chain.Annotations(res.Findings, filters.StageOutput))
+		if findings != nil || gjson.GetBytes(body, base+".message.content").Type == gjson.String {
+			body = mergeAnnotations(body, base+".content_filter_results", chain.Annotations(findings, filters.StageOutput))
+		}
 	}
 	return body
+}
+
+// answerText is one text of an answer, its sjson path, and whether it
+// must stay valid JSON (tool-call arguments).
+type answerText struct {
+	path, text string
+	json       bool
+}
+
+// answerTexts lists what the output filters scan in a message: content,
+// refusal, and tool and function call arguments.
+func answerTexts(msg gjson.Result, base string) []answerText {
+	var out []answerText
+	if c := msg.Get("content"); c.Type == gjson.String {
+		out = append(out, answerText{base + ".content", c.Str, false})
+	}
+	if c := msg.Get("refusal"); c.Type == gjson.String {
+		out = append(out, answerText{base + ".refusal", c.Str, false})
+	}
+	k := -1
+	msg.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+		k++
+		if a := tc.Get("function.arguments"); a.Type == gjson.String {
+			out = append(out, answerText{base + ".tool_calls." + strconv.Itoa(k) + ".function.arguments", a.Str, true})
+		}
+		return true
+	})
+	if a := msg.Get("function_call.arguments"); a.Type == gjson.String {
+		out = append(out, answerText{base + ".function_call.arguments", a.Str, true})
+	}
+	return out
 }
 
 // mergeAnnotations adds each member of ann to the object at path. A
@@ -125,95 +169,166 @@ func (ex *exchange) countFindings(fs []filters.Finding, stage string) {
 	}
 }
 
-// streamFilter holds back a bounded window of each choice's streamed text
-// so a match split across chunks is caught; nothing unscanned leaves.
+// streamFilter holds back a bounded window of each choice's streamed
+// text (its content, and the arguments of each of its tool calls) so a
+// match split across chunks is caught; nothing unscanned leaves.
 type streamFilter struct {
 	chain    *filters.Chain
-	scanners map[int64]*filters.StreamScanner
+	scanners map[streamText]*filters.StreamScanner
+	order    []streamText // scanners in order of creation
 	closed   map[int64]bool
 }
 
+// streamText names one streamed text: a choice's content (tool -1), its
+// refusal (tool -2) or the arguments of its tool call number tool.
+type streamText struct{ choice, tool int64 }
+
 func newStreamFilter(chain *filters.Chain) *streamFilter {
-	return &streamFilter{chain: chain, scanners: map[int64]*filters.StreamScanner{}, closed: map[int64]bool{}}
+	return &streamFilter{chain: chain, scanners: map[streamText]*filters.StreamScanner{}, closed: map[int64]bool{}}
 }
 
-func (sf *streamFilter) scanner(i int64) *filters.StreamScanner {
-	s, ok := sf.scanners[i]
+func (sf *streamFilter) scanner(k streamText) *filters.StreamScanner {
+	s, ok := sf.scanners[k]
 	if !ok {
 		s = sf.chain.NewStreamScanner(filters.StageOutput)
-		sf.scanners[i] = s
+		sf.scanners[k] = s
+		sf.order = append(sf.order, k)
 	}
 	return s
 }
 
-// chunk rewrites one chunk's delta contents with the scanned text. It
-// returns the new data and, when a filter blocks, the index of the
-// blocked choice (-1 otherwise). A chunk carrying a finish_reason first
-// releases what its choice still holds.
+// chunk rewrites one chunk's delta contents and tool-call arguments with
+// the scanned text. It returns the new data and, when a filter blocks,
+// the index of the blocked choice (-1 otherwise). A chunk carrying a
+// finish_reason first releases what its choice still holds.
 func (sf *streamFilter) chunk(ex *exchange, data []byte) ([]byte, int64) {
 	out := data
 	blocked := int64(-1)
 	gjson.GetBytes(data, "choices").ForEach(func(key, ch gjson.Result) bool {
 		idx := ch.Get("index").Int()
-		path := "choices." + key.String() + ".delta.content"
-		c := ch.Get("delta.content")
 		if sf.closed[idx] {
 			return true
 		}
-		emit, verdict := "", filters.Pass
-		if c.Type == gjson.String {
-			emit, verdict = sf.scanner(idx).Push(c.Str)
+		delta := "choices." + key.String() + ".delta"
+		var held [2]string // what this chunk emits as content and refusal
+		for k, member := range [...]string{"content", "refusal"} {
+			c := ch.Get("delta." + member)
+			if c.Type != gjson.String {
+				continue
+			}
+			emit, verdict := sf.scanner(streamText{idx, -1 - int64(k)}).Push(c.Str)
+			if verdict == filters.Blocked {
+				blocked = idx
+				return false
+			}
+			held[k] = emit
+			out, _ = sjson.SetBytes(out, delta+"."+member, emit)
 		}
-		if verdict == filters.Pass && ch.Get("finish_reason").Type == gjson.String {
-			var rest string
-			rest, verdict = sf.scanner(idx).Close()
-			emit += rest
-			sf.closed[idx] = true
+		j := -1
+		ch.Get("delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			j++
+			a := tc.Get("function.arguments")
+			if a.Type != gjson.String {
+				return true
+			}
+			emit, verdict := sf.scanner(streamText{idx, tc.Get("index").Int()}).Push(a.Str)
+			if verdict == filters.Blocked {
+				blocked = idx
+				return false
+			}
+			out, _ = sjson.SetBytes(out, delta+".tool_calls."+strconv.Itoa(j)+".function.arguments", emit)
+			return true
+		})
+		if blocked >= 0 {
+			return false
 		}
-		if verdict == filters.Blocked {
-			ex.countFindings(sf.scanner(idx).Findings(), "output")
+		if ch.Get("finish_reason").Type != gjson.String {
+			return true
+		}
+		sf.closed[idx] = true
+		var ok bool
+		if out, ok = sf.release(out, delta, idx, held); !ok {
 			blocked = idx
 			return false
 		}
-		if c.Type == gjson.String || emit != "" {
-			out, _ = sjson.SetBytes(out, path, emit)
-		}
 		return true
 	})
+	if blocked >= 0 {
+		ex.countFindings(sf.findings(blocked), "output")
+	}
 	return out, blocked
 }
 
-// finish releases what is still held at the end of the stream, as one
-// more chunk; blocked reports a block found in it.
+// release closes choice idx's scanners and adds what they still hold to
+// the delta at path (held: what the chunk already emits as content and
+// refusal). It reports false when a filter blocks.
+func (sf *streamFilter) release(data []byte, path string, idx int64, held [2]string) ([]byte, bool) {
+	for _, k := range sf.order {
+		if k.choice != idx {
+			continue
+		}
+		rest, verdict := sf.scanners[k].Close()
+		if verdict == filters.Blocked {
+			return data, false
+		}
+		if rest == "" {
+			continue
+		}
+		if k.tool < 0 {
+			n := -1 - k.tool // 0 content, 1 refusal
+			held[n] += rest
+			data, _ = sjson.SetBytes(data, path+"."+[...]string{"content", "refusal"}[n], held[n])
+			continue
+		}
+		tc := []byte(`{"index":` + strconv.FormatInt(k.tool, 10) + `,"function":{"arguments":`)
+		tc = wire.AppendString(tc, rest)
+		tc = append(tc, "}}"...)
+		data, _ = sjson.SetRawBytes(data, path+".tool_calls.-1", tc)
+	}
+	return data, true
+}
+
+// finish releases what is still held at the end of a stream that sent no
+// finish_reason, as one more chunk; blocked reports a block found in it.
 func (sf *streamFilter) finish(ex *exchange) ([]byte, int64) {
-	for idx, s := range sf.scanners {
+	out := []byte(`{"id":"","object":"chat.completion.chunk","created":0,"model":"","choices":[]}`)
+	some := false
+	for _, k := range sf.order {
+		idx := k.choice
 		if sf.closed[idx] {
 			continue
 		}
 		sf.closed[idx] = true
-		rest, verdict := s.Close()
-		if verdict == filters.Blocked {
-			ex.countFindings(s.Findings(), "output")
+		n := gjson.GetBytes(out, "choices.#").Int()
+		out, _ = sjson.SetRawBytes(out, "choices.-1", []byte(`{"index":`+strconv.FormatInt(idx, 10)+`,"delta":{},"finish_reason":null}`))
+		var ok bool
+		if out, ok = sf.release(out, "choices."+strconv.FormatInt(n, 10)+".delta", idx, [2]string{}); !ok {
+			ex.countFindings(sf.findings(idx), "output")
 			return nil, idx
 		}
-		if rest != "" {
-			b := []byte(`{"id":"","object":"chat.completion.chunk","created":0,"model":"","choices":[{"index":` + strconv.FormatInt(idx, 10) + `,"delta":{"content":`)
-			b = wire.AppendString(b, rest)
-			return append(b, `},"finish_reason":null}]}`...), -1
+		some = some || gjson.GetBytes(out, "choices."+strconv.FormatInt(n, 10)+".delta").Raw != "{}"
+	}
+	if !some {
+		return nil, -1
+	}
+	return out, -1
+}
+
+// findings are the findings of every scanner of choice idx.
+func (sf *streamFilter) findings(idx int64) []filters.Finding {
+	var fs []filters.Finding
+	for _, k := range sf.order {
+		if k.choice == idx {
+			fs = append(fs, sf.scanners[k].Findings()...)
 		}
 	}
-	return nil, -1
+	return fs
 }
 
 // blockedChunk ends a choice the way Azure ends a filtered stream: an
 // annotation chunk with finish_reason content_filter.
 func (sf *streamFilter) blockedChunk(idx int64) []byte {
-	s := sf.scanners[idx]
 	b := []byte(`{"id":"","object":"","created":0,"model":"","choices":[{"index":` + strconv.FormatInt(idx, 10) + `,"finish_reason":"content_filter","content_filter_results":`)
-	ann := []byte("{}")
-	if s != nil {
-		ann = sf.chain.Annotations(s.Findings(), filters.StageOutput)
-	}
-	b = append(b, ann...)
+	b = append(b, sf.chain.Annotations(sf.findings(idx), filters.StageOutput)...)
 	return append(b, `}],"usage":null}`...)
 }

@@ -102,3 +102,103 @@ func TestOutputBlockEndsStreamCleanly(t *testing.T) {
 		}
 	}
 }
+
+// toolCallStream streams a tool call whose arguments arrive in pieces of
+// n bytes, as Azure streams function calling.
+func toolCallStream(args string, n int) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta, finish string) {
+			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":%s}]}\n\n", delta, finish)
+		}
+		chunk(`{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"charge","arguments":""}}]}`, "null")
+		for i := 0; i < len(args); i += n {
+			chunk(fmt.Sprintf(`{"tool_calls":[{"index":0,"function":{"arguments":%q}}]}`, args[i:min(i+n, len(args))]), "null")
+		}
+		chunk(`{}`, `"tool_calls"`)
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}
+}
+
+// streamedArgs joins the streamed arguments of tool call 0.
+func streamedArgs(t *testing.T, body string) (args, finish string) {
+	t.Helper()
+	for _, ev := range events(body) {
+		if ev == "[DONE]" {
+			continue
+		}
+		r := gjson.Parse(ev)
+		r.Get("choices.0.delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			if tc.Get("index").Int() == 0 {
+				args += tc.Get("function.arguments").Str
+			}
+			return true
+		})
+		if f := r.Get("choices.0.finish_reason"); f.Type == gjson.String {
+			finish = f.Str
+		}
+	}
+	return args, finish
+}
+
+// Tool-call arguments pass the output filters like content does: whole,
+// and streamed however the arguments are split.
+func TestOutputFiltersOnToolCallArguments(t *testing.T) {
+	const args = `{"card":"4111 1111 1111 1111","note":"thanks"}`
+	const want = `{"card":"[REDACTED:credit_card]","note":"thanks"}`
+	g, main := filteredGateway(t, outputPolicy, outputFilters)
+	main.handler = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"charge","arguments":%q}}]}}],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}`, args)
+	}
+	r := do(t, g, "POST", "/v1/chat/completions", chatBody)
+	if got := gjson.Get(r.body, "choices.0.message.tool_calls.0.function.arguments").Str; got != want {
+		t.Fatalf("arguments %q in %s", got, r.body)
+	}
+	for n := 1; n <= len(args); n++ {
+		main.handler = toolCallStream(args, n)
+		r := do(t, g, "POST", "/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		got, finish := streamedArgs(t, r.body)
+		if got != want || finish != "tool_calls" || strings.Contains(r.body, "4111") {
+			t.Fatalf("pieces of %d: arguments %q (finish %q)\n%s", n, got, finish, r.body)
+		}
+	}
+	// A blocked term in the arguments ends the choice.
+	main.handler = toolCallStream(`{"project":"Project Falcon"}`, 4)
+	r = do(t, g, "POST", "/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if _, finish := streamedArgs(t, r.body); finish != "content_filter" || strings.Contains(strings.ToLower(r.body), "falcon") {
+		t.Fatalf("blocked arguments: %s", r.body)
+	}
+	// A redaction that would break the arguments' JSON blocks instead.
+	main.handler = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"charge","arguments":"{\"card\":4111111111111111}"}}]}}]}`)
+	}
+	r = do(t, g, "POST", "/v1/chat/completions", chatBody)
+	if c := gjson.Get(r.body, "choices.0"); c.Get("finish_reason").Str != "content_filter" || c.Get("message.tool_calls").Exists() || strings.Contains(r.body, "4111") {
+		t.Fatalf("bare card number in arguments: %s", r.body)
+	}
+}
+
+// A streamed refusal passes the output filters like content.
+func TestOutputFiltersOnStreamedRefusal(t *testing.T) {
+	const refusal = "I cannot charge 4111 1111 1111 1111 for you."
+	g, main := filteredGateway(t, outputPolicy, outputFilters)
+	for _, n := range []int{1, 4, len(refusal)} {
+		main.handler = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := 0; i < len(refusal); i += n {
+				fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":%q},\"finish_reason\":null}]}\n\n", refusal[i:min(i+n, len(refusal))])
+			}
+			fmt.Fprint(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+		}
+		r := do(t, g, "POST", "/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		var got string
+		for _, ev := range events(r.body) {
+			got += gjson.Get(ev, "choices.0.delta.refusal").Str
+		}
+		if got != "I cannot charge [REDACTED:credit_card] for you." || strings.Contains(r.body, "4111") {
+			t.Fatalf("pieces of %d: refusal %q\n%s", n, got, r.body)
+		}
+	}
+}

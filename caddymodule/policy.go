@@ -131,11 +131,14 @@ func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages 
 	default:
 		return nil, unknownModel(ex.route, alias)
 	}
+	rt := cp.rt[p.Name]
+	ex.rt = rt // embeddings are budgeted too
+	if ex.route.op == opEmbeddings {
+		return ex.filterEmbeddingsInput(rt.filters, body)
+	}
 	if ex.route.op != opChat {
 		return body, nil
 	}
-	rt := cp.rt[p.Name]
-	ex.rt = rt
 	data := policies.Data{
 		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
 		Feature:   d.Feature,

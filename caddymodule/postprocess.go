@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/tidwall/gjson"
 
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/post"
@@ -54,7 +55,23 @@ func (g *Gateway) compilePost(p *policies.Policy) (*post.Chain, error) {
 }
 
 func (ex *exchange) postRequest() *post.Request {
-	return &post.Request{Packed: ex.packed, Stream: ex.streamed, Policy: ex.policy.Name, Feature: ex.feature}
+	req := &post.Request{Packed: ex.packed, Stream: ex.streamed, Policy: ex.policy.Name, Feature: ex.feature,
+		Structured: structuredOutput(ex.sent)}
+	if ex.principal != nil {
+		req.Scope, req.AllRecords = ex.principal.scope, ex.principal.scope == nil
+	}
+	return req
+}
+
+// structuredOutput reports whether a chat request asks for a JSON answer
+// (response_format json_object or json_schema): post-processors must then
+// leave the answer's text alone.
+func structuredOutput(body []byte) bool {
+	switch gjson.GetBytes(body, "response_format.type").Str {
+	case "json_object", "json_schema":
+		return true
+	}
+	return false
 }
 
 // postAnswer post-processes a whole answer (citations, disclaimers).

@@ -97,12 +97,18 @@ func (g *Gateway) call(ex *exchange, p *pool, op operation, body []byte, stream 
 			}
 			return at, nil
 		}
+		if ctx.Err() != nil {
+			// The client left with the request at the upstream, which
+			// may bill it: the reservations are settled, not released.
+			done(errExcluded)
+			ex.abandon(stream)
+			if hb != nil {
+				ex.held = append(ex.held, hb)
+			}
+			return nil, errClientGone
+		}
 		if hb != nil {
 			ex.settleOne(hb, true)
-		}
-		if ctx.Err() != nil {
-			done(errExcluded)
-			return nil, errClientGone
 		}
 		if errors.Is(err, errExcluded) {
 			done(errExcluded)

@@ -103,10 +103,11 @@ func (g *Gateway) relayStream(ex *exchange, at *attempt, clientWantsUsage bool) 
 				}
 				return send(doneEvent)
 			}
-			msg := streamBrokenBody
+			msg, reason := streamBrokenBody, incompleteUpstreamError
 			if stalled.Load() {
-				msg = streamIdleBody
+				msg, reason = streamIdleBody, incompleteUpstreamIdle
 			}
+			ex.markIncomplete(reason)
 			g.logger.Warn("upstream stream broke", zap.String("request_id", ex.id),
 				zap.String("upstream", at.upstream.name), zap.Bool("stalled", stalled.Load()), zap.Error(err))
 			return ex.endStream(rc, msg)
@@ -199,19 +200,20 @@ func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
 		fr := gjson.GetBytes(data, "choices.0.finish_reason")
 		ex.finished = fr.Type == gjson.String
 	}
-	if !ex.usageReported {
-		// Kept only until usage arrives: the fallback count needs it.
-		if c := gjson.GetBytes(data, "choices.0.delta.content"); c.Type == gjson.String {
-			ex.answer = append(ex.answer, c.Str...)
-		}
+	// Every choice's text is kept until usage arrives: a stream that
+	// ends without it is counted from them.
+	choices := gjson.GetBytes(data, "choices")
+	if ex.collectDelta(choices) {
+		ex.markIncomplete(incompleteFiltered)
 	}
 	u := gjson.GetBytes(data, "usage")
 	if !u.IsObject() {
 		return false
 	}
 	ex.recordUsage(u)
+	ex.answers = nil
 	// The usage chunk has no choices; drop it if only we asked for it.
-	return !clientWantsUsage && len(gjson.GetBytes(data, "choices").Array()) == 0
+	return !clientWantsUsage && !choices.Get("0").Exists()
 }
 
 // endStream closes a broken stream the way clients can parse: an error
@@ -249,5 +251,6 @@ func (ex *exchange) endFiltered(rc *http.ResponseController, sf *streamFilter, i
 	}
 	_ = rc.Flush()
 	ex.filteredOut = true
+	ex.markIncomplete(incompleteFiltered)
 	return nil
 }

@@ -52,13 +52,43 @@ func (c *Chain) NewRewriter(req *Request, res *Result) Rewriter {
 			rws = append(rws, rw)
 		}
 	}
+	var rw Rewriter
 	switch len(rws) {
 	case 0:
 		return nil
 	case 1:
-		return rws[0]
+		rw = rws[0]
+	default:
+		rw = &chainRewriter{rws: rws}
 	}
-	return &chainRewriter{rws: rws}
+	if req != nil && req.Structured {
+		return &structuredRewriter{rw: rw, res: res}
+	}
+	return rw
+}
+
+// structuredRewriter keeps a JSON answer as the model wrote it: the
+// processors still see the text (citations are found, records resolved)
+// but only their context members reach the client, never a rewritten
+// value, an appended disclaimer or a refusal text that would break the
+// schema. An answer a processor would have refused is flagged ungrounded
+// instead.
+type structuredRewriter struct {
+	rw  Rewriter
+	res *Result
+}
+
+func (s *structuredRewriter) Delta(text string) (string, []byte) {
+	_, ctx := s.rw.Delta(text)
+	return text, ctx
+}
+
+func (s *structuredRewriter) Finish() (string, []byte) {
+	_, ctx := s.rw.Finish()
+	if s.res != nil && s.res.Refused {
+		s.res.Refused, s.res.Ungrounded = false, true
+	}
+	return "", ctx
 }
 
 type chainRewriter struct {

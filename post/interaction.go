@@ -22,6 +22,11 @@ type Interaction struct {
 	// Principal is the client key's name; Team its team.
 	Principal string `json:"principal,omitempty"`
 	Team      string `json:"team,omitempty"`
+	// DryRun marks an operator's /groundgate/explain: nothing was sent
+	// upstream; Principal is the operator and OnBehalfOf the principal
+	// whose request was explained.
+	DryRun     bool   `json:"dry_run,omitempty"`
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 	// Policy is the policy's name and PolicyVersion its content hash
 	// (policies.Policy.Hash); Feature the copilot feature, if any.
 	Policy        string `json:"policy,omitempty"`
@@ -57,6 +62,14 @@ type Interaction struct {
 	Error  string `json:"error,omitempty"`
 	// CacheHit is true when the answer came from the response cache.
 	CacheHit bool `json:"cache_hit,omitempty"`
+	// Incomplete marks an answer that did not reach its end, and
+	// IncompleteReason says why: client_disconnected (the client left or
+	// stopped reading), upstream_error (the upstream stream broke),
+	// upstream_timeout (it stalled past stream_idle_timeout) or
+	// content_filter (a filter ended it). Its tokens are what the gateway
+	// counted of the prompt it sent and the answer it received.
+	Incomplete       bool   `json:"incomplete,omitempty"`
+	IncompleteReason string `json:"incomplete_reason,omitempty"`
 }
 
 // RecordRef names a CRM record.

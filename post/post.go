@@ -45,6 +45,32 @@ type Request struct {
 	// Policy and Feature name the policy that served the request ("" when
 	// none), for processors that log.
 	Policy, Feature string
+	// Scope is the principal's record scope: a processor that looks
+	// records up (records) sees only what the principal may see. Lookups
+	// are unrestricted only when AllRecords is set (a key whose scope is
+	// "all"); a nil Scope without it sees public records only.
+	Scope      *grounding.Scope
+	AllRecords bool
+	// Structured: the client asked for a JSON answer (response_format
+	// json_object or json_schema). The chain then leaves the answer's text
+	// as the model wrote it and returns only context members (citations),
+	// so the JSON stays valid against the schema.
+	Structured bool
+}
+
+// RecordScope is the scope record lookups for req must use: nil
+// (unrestricted) only for AllRecords, else req's Scope or, when there is
+// none, an empty one (public records only).
+func (r *Request) RecordScope() *grounding.Scope {
+	switch {
+	case r == nil:
+		return &grounding.Scope{}
+	case r.AllRecords:
+		return nil
+	case r.Scope == nil:
+		return &grounding.Scope{}
+	}
+	return r.Scope
 }
 
 // Docs returns the injected docs (nil without a Packed context).

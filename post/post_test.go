@@ -391,3 +391,44 @@ func ExampleStream() {
 	// {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"","context":{"citations":[{"content":"Go to Settings.","title":"Reset a password","filepath":"KA-01234","url":"https://kb.example/KA-01234","chunk_id":"0"}]}},"finish_reason":null}]}
 	// {"id":"c","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}
 }
+
+// A JSON answer (response_format json_object or json_schema) keeps its
+// text byte for byte, streamed or not: citations go to message.context,
+// nothing is appended, and an answer citations would refuse is flagged
+// ungrounded instead of replaced.
+func TestStructuredAnswerKeepsItsText(t *testing.T) {
+	const answer = `{"reply":"Reset it [doc1] or wait [doc2].","n":[1,2]}`
+	ch := testChain(t, citations.Citations{Format: "[{number}]({url})"})
+	req := &post.Request{Packed: testPacked(), Structured: true}
+	res := new(post.Result)
+	out, err := ch.Body(body(answer), req, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gjson.GetBytes(out, "choices.0.message.content").Str; got != answer {
+		t.Errorf("content %q", got)
+	}
+	if got := gjson.GetBytes(out, "choices.0.message.context.citations.#.chunk_id").Raw; got != `["0","3"]` {
+		t.Errorf("citations %s", got)
+	}
+	for _, n := range []int{1, 5, len(answer)} {
+		var pieces []string
+		for i := 0; i < len(answer); i += n {
+			pieces = append(pieces, answer[i:min(i+n, len(answer))])
+		}
+		sent := runStream(t, ch.NewStream(req, new(post.Result)), azureStream(pieces))
+		text, ctx := accumulate(sent)
+		if text != answer || gjson.GetBytes(ctx, "citations.#").Int() != 2 {
+			t.Errorf("pieces of %d: %q %s", n, text, ctx)
+		}
+	}
+	refusing := post.NewChain(mustCitations(t, citations.Citations{Require: true, OnUngrounded: citations.Refuse, Refusal: "No."}))
+	res = new(post.Result)
+	out, err = refusing.Body(body(`{"reply":"no sources"}`), req, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gjson.GetBytes(out, "choices.0.message.content").Str; got != `{"reply":"no sources"}` || res.Refused || !res.Ungrounded {
+		t.Errorf("ungrounded JSON answer: %q %+v", got, res)
+	}
+}

@@ -153,9 +153,26 @@ func (*Blocklist) Kind() string { return Kind }
 // Active implements filters.Filter.
 func (b *Blocklist) Active(s filters.Stage) bool { return b.Actions.For(s) != filters.Off }
 
-// Scan implements filters.Filter.
+// Scan implements filters.Filter. What clients send and retrieved
+// context are also read despaced ("k i l l", "k.i.l.l": see
+// textmatch.Despace); answers are not, so that a streamed answer and a
+// whole one get the same findings.
 func (b *Blocklist) Scan(text string, s filters.Stage) []filters.Finding {
 	fs, _ := b.ScanStream(text, 0, true, s)
+	if s == filters.StageOutput || (len(fs) > 0 && fs[0].Action == filters.Block) {
+		return fs
+	}
+	v, ok := textmatch.Despace(text)
+	if !ok {
+		return fs
+	}
+	act := b.Actions.For(s)
+	var buf [16]textmatch.Hit
+	hits, _ := b.m.Scan(buf[:0], v.Text, 0, true)
+	for _, x := range hits {
+		st, en := v.Span(x.Start, x.End)
+		fs = append(fs, filters.Finding{Filter: Kind, Category: b.Name, Start: st, End: en, Score: 1, Action: act})
+	}
 	return fs
 }
 

@@ -309,3 +309,26 @@ func BenchmarkScan2KB(b *testing.B) {
 		})
 	}
 }
+
+// What clients send is matched despaced and folded (look-alike letters,
+// full-width forms, invisible characters); the redaction covers the
+// spaced-out original.
+func TestNormalisedInput(t *testing.T) {
+	b := mustNew(t, []string{"wire transfer", "kill"}, true)
+	for text, want := range map[string]string{
+		"send a w i r e  t r a n s f e r now": "w i r e  t r a n s f e r",
+		"send a W.I.R.E T.R.A.N.S.F.E.R now":  "W.I.R.E T.R.A.N.S.F.E.R",
+		"I will k-i-l-l it":                   "k-i-l-l",
+		"a wіrе trаnsfеr":                     "wіrе trаnsfеr", // Cyrillic і е а
+		"ｗｉｒｅ ｔｒａｎｓｆｅｒ":                       "ｗｉｒｅ ｔｒａｎｓｆｅｒ",
+		"wi\u200bre tran\u00adsfer":           "wi\u200bre tran\u00adsfer",
+	} {
+		got := spans(text, b.Scan(text, filters.StageInput))
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%q: found %q, want %q", text, got, want)
+		}
+	}
+	if got := b.Scan("s k i l l e d", filters.StageInput); len(got) != 0 {
+		t.Errorf("a spaced word containing a term: %v", got)
+	}
+}

@@ -73,7 +73,7 @@ var entities = []struct {
 }{
 	{Email, scanEmail, 64 + 1 + 254 + 1},
 	{Phone, scanPhone, 40},
-	{CreditCard, scanCard, 24},
+	{CreditCard, scanCard, maxCardBytes},
 	{IBAN, scanIBAN, 34 + 9 + 4},
 	{SSN, scanSSN, 14},
 	{IPv4, scanIPv4, 17},

@@ -145,10 +145,16 @@ func TestCreditCard(t *testing.T) {
 		{"1234 5678 9012 3452", nil},                                         // Luhn ok, no issuer
 		{"4111 1111 1111 1111 1", nil},                                       // 17 digits: no Visa length
 		{"41111 11111 111111", nil},                                          // odd grouping
-		{"4111 1111-1111 1111", nil},                                         // mixed separators
-		{"ORD-4111111111111111", nil},                                        // glued
-		{"4111111111111111.50", nil},                                         // decimal
-		{"9400 1000 0000 0000 0000 00", nil},                                 // tracking
+		{"4111 1111-1111 1111", []string{"credit_card:4111 1111-1111 1111"}}, // mixed separators, card grouping
+		{"charged $12 4111 1111 1111 1111 today", []string{"credit_card:4111 1111 1111 1111"}},
+		{"ref 77 4111111111111111", []string{"credit_card:4111111111111111"}},
+		{"9400 4111 1111 1111 1111", nil}, // fours joined alike: one number
+		{"card no.4111.1111.1111.1111", []string{"credit_card:4111.1111.1111.1111"}},
+		{"４１１１ １１１１ １１１１ １１１１", []string{"credit_card:４１１１ １１１１ １１１１ １１１１"}},
+		{"4111\u200b1111\u200b1111\u200b1111", []string{"credit_card:4111\u200b1111\u200b1111\u200b1111"}},
+		{"ORD-4111111111111111", nil},        // glued
+		{"4111111111111111.50", nil},         // decimal
+		{"9400 1000 0000 0000 0000 00", nil}, // tracking
 		{"$4111111111111111", nil},
 	})
 }
@@ -329,6 +335,11 @@ func FuzzScan(f *testing.F) {
 	f.Add("+1 (415) 555-0100", 3)
 	f.Add("DE89 3704 0044 0532 0130 00", 10)
 	f.Add("fe80::1ff:fe23:4567:890a", 7)
+	for _, s := range []string{"card no.4111.1111.1111.1111 ok", "４１１１ １１１１ １１１１ １１１１",
+		"4111\u200b1111\u200d1111 1111\n", "3782 822463 10005 12/26", "4111 1111\r\n1111 1111. 5500 0000 0000 0004",
+		"card#4111111111111111=", "9400 1000 0000 0000 0000 00", "4111\u00a01111\u2009\u20091111\u20131111"} {
+		f.Add(s, 9)
+	}
 	p := mustNew(f, PII{Custom: []Custom{{Name: "order", Pattern: `ORD-\d{8}`}}})
 	c := filters.MustChain([]filters.Filter{p}, filters.Options{})
 	f.Fuzz(func(t *testing.T, text string, split int) {

@@ -413,80 +413,470 @@ func validPhone(num string, g []int, digits int, plus bool) bool {
 }
 
 // ---- credit card ----
+//
+// Card numbers are written in many ways: no separators; groups of four
+// (4-6-5 for Amex, 4-6-4 for Diners) joined by spaces, dashes, dots,
+// no-break or thin spaces, en dashes or a line break; with zero-width
+// characters between or inside the groups; in full-width or Arabic-Indic
+// digits; right after "no.", "#", ":" or "=". A candidate is a run of
+// digit groups joined by separator runs of one to three characters; it is
+// a card when 13 to 19 of its digits, grouped as cards are, pass the Luhn
+// check and fall in a known network's issuer range. A run longer than a
+// card (a tracking number in groups of four, a long id) is no card, but a
+// card followed by something of another shape ("… 1111 12/26", a second
+// sentence) is.
+
+// maxCardBytes bounds a candidate's length (full-width digits and
+// invisible characters make a card up to this long); it is the stream
+// window of the card scanner.
+const maxCardBytes = 256
+
+// cardUnit is what a card scanner sees at a position.
+type cardUnit uint8
+
+const (
+	uOther cardUnit = iota
+	uDigit
+	uSep     // a separator between groups
+	uLineSep // a line break (a separator that also mixes with others)
+	uIgnore  // an invisible format character, skipped
+	uEnd     // the end of a final text
+	uMore    // the text may still grow here
+)
+
+// cardUnitAt classifies the rune at j: its kind, its digit value (for
+// uDigit) and size.
+func cardUnitAt(text string, j int, final bool) (cardUnit, byte, int) {
+	if j >= len(text) {
+		if final {
+			return uEnd, 0, 0
+		}
+		return uMore, 0, 0
+	}
+	c := text[j]
+	if c == '\\' {
+		if j+1 == len(text) && !final {
+			return uMore, 0, 0
+		}
+		if j+1 < len(text) && text[j+1] == 'u' {
+			return escapedCardUnit(text, j, final)
+		}
+	}
+	if c < utf8.RuneSelf {
+		switch {
+		case '0' <= c && c <= '9':
+			return uDigit, c, 1
+		case c == ' ' || c == '\t' || c == '-' || c == '.':
+			return uSep, 0, 1
+		case c == '\n' || c == '\r':
+			return uLineSep, 0, 1
+		}
+		return uOther, 0, 1
+	}
+	if !final && !utf8.FullRuneInString(text[j:]) {
+		return uMore, 0, 0
+	}
+	r, n := utf8.DecodeRuneInString(text[j:])
+	if d, ok := digitValue(r); ok {
+		return uDigit, d, n
+	}
+	switch {
+	case isInvisible(r):
+		return uIgnore, 0, n
+	case r == 0xA0, r >= 0x2000 && r <= 0x200A, r == 0x202F, r == 0x205F, r == 0x3000, // spaces
+		r >= 0x2010 && r <= 0x2015, r == 0x2212, r == 0xFF0D, r == 0xFF0E: // dashes, full-width - and .
+		return uSep, 0, n
+	case r == 0x2028 || r == 0x2029 || r == 0x85:
+		return uLineSep, 0, n
+	}
+	return uOther, 0, n
+}
+
+// escapedCardUnit classifies a JSON \uXXXX escape at j, as tool results
+// serialised with ASCII-only JSON carry full-width digits, no-break
+// spaces and zero-width characters: the escape counts as the rune it
+// stands for.
+func escapedCardUnit(text string, j int, final bool) (cardUnit, byte, int) {
+	if j+6 > len(text) {
+		if final {
+			return uOther, 0, 1
+		}
+		return uMore, 0, 0
+	}
+	var r rune
+	for _, h := range []byte(text[j+2 : j+6]) {
+		switch {
+		case '0' <= h && h <= '9':
+			r = r<<4 | rune(h-'0')
+		case 'a' <= h && h <= 'f':
+			r = r<<4 | rune(h-'a'+10)
+		case 'A' <= h && h <= 'F':
+			r = r<<4 | rune(h-'A'+10)
+		default:
+			return uOther, 0, 1
+		}
+	}
+	switch {
+	case r >= '0' && r <= '9':
+		return uDigit, byte(r), 6
+	case r == ' ' || r == '-' || r == '.':
+		return uSep, 0, 6
+	}
+	var buf [4]byte
+	n := utf8.EncodeRune(buf[:], r)
+	u, d, _ := cardUnitAt(string(buf[:n]), 0, true)
+	if u == uDigit || u == uSep || u == uLineSep || u == uIgnore {
+		return u, d, 6
+	}
+	return uOther, 0, 1
+}
+
+// digitValue maps full-width and Arabic-Indic digits to ASCII ones.
+func digitValue(r rune) (byte, bool) {
+	for _, zero := range [...]rune{'０', '٠', '۰'} {
+		if r >= zero && r <= zero+9 {
+			return byte('0' + r - zero), true
+		}
+	}
+	return 0, false
+}
+
+// isInvisible reports format characters that render as nothing: zero-width
+// space and joiners, word joiner, soft hyphen, bidi controls, BOM.
+func isInvisible(r rune) bool {
+	switch {
+	case r >= 0x200B && r <= 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2060 && r <= 0x2064,
+		r >= 0x2066 && r <= 0x2069, r == 0xFEFF, r == 0xAD, r == 0x180E, r == 0x034F:
+		return true
+	}
+	return false
+}
+
+func isCardDigitRune(r rune) bool {
+	if r >= '0' && r <= '9' {
+		return true
+	}
+	_, ok := digitValue(r)
+	return ok
+}
+
+// Where a card may start, at the start of a run of digit groups.
+const (
+	startNo   = iota // inside a word or a longer number
+	startRun         // the run may be a card from its first group on
+	startPast        // glued to a sign, a currency or an identifier: only a later group may start a card ("$12 4111 …")
+)
+
+// cardStart tells whether a card may start at i: not inside a word or a
+// longer number (invisible characters before i are looked through), not
+// after a decimal point, and not in the middle of a spaced number. Labels
+// such as "no.", "#", ":" and "=" may come right before it.
+func cardStart(text string, i int) int {
+	j := i
+	for k := 0; k < 3 && j > 0; k++ { // at most 9 bytes of invisible characters
+		r, n := utf8.DecodeLastRuneInString(text[:j])
+		if !isInvisible(r) {
+			break
+		}
+		j -= n
+	}
+	if j == 0 {
+		return startRun
+	}
+	pr, n := utf8.DecodeLastRuneInString(text[:j])
+	if isCardDigitRune(pr) || isAlnumRune(pr) || isInvisible(pr) {
+		return startNo
+	}
+	var before rune = -1
+	if j-n > 0 {
+		before, _ = utf8.DecodeLastRuneInString(text[:j-n])
+	}
+	switch pr {
+	case '+', '_', '@', '$', '%', '&', '\\', '/', '€', '£', '¥', '^', '~', '-':
+		// "+1 800…", "$12", "ORD-4111…": that number is no card, a later one may be
+		return startPast
+	case '.', ',', ' ', '\t', 0xA0, 0x2009, 0x202F, 0x2013, 0x2212:
+		// a decimal point, or the middle of a number grouped with these
+		if isCardDigitRune(before) {
+			return startNo
+		}
+	}
+	return startRun
+}
 
 func scanCard(dst []filters.Finding, text string, from int, final bool, act filters.Action) ([]filters.Finding, int) {
+	// A stream may resume inside a run of digit groups (another scanner
+	// held back there); whether a card starts midway depends on the run's
+	// first groups, so read the run from its start, reporting only what
+	// starts at or after from.
+	if r0 := cardRunStart(text, from); r0 < from {
+		how := cardStart(text, r0)
+		if how != startNo {
+			s, e, st := parseCard(text, r0, final, how == startPast)
+			switch {
+			case st == more:
+				return dst, from
+			case st == accept && s >= from:
+				dst = append(dst, finding(CreditCard, s, e, act))
+				from = e
+			case st == accept:
+				from = max(from, e) // reported by an earlier call
+			}
+		}
+	}
 	for i := from; i < len(text); i++ {
-		if !isDigit(text[i]) || !numberStart(text, i, "+-./_@#$%&=\\") {
+		c := text[i]
+		if c >= utf8.RuneSelf {
+			if c < 0xC0 {
+				continue // inside a rune
+			}
+			if !final && !utf8.FullRuneInString(text[i:]) {
+				return dst, i
+			}
+			if r, _ := utf8.DecodeRuneInString(text[i:]); !isCardDigitRune(r) {
+				continue
+			}
+		} else if c == '\\' {
+			if u, _, _ := cardUnitAt(text, i, final); u == uMore {
+				return dst, i
+			} else if u != uDigit {
+				continue
+			}
+		} else if !isDigit(c) {
 			continue
 		}
-		e, st := parseCard(text, i, final)
+		how := cardStart(text, i)
+		if how == startNo {
+			continue
+		}
+		s, e, st := parseCard(text, i, final, how == startPast)
 		switch st {
 		case more:
 			return dst, i
 		case accept:
-			dst = append(dst, finding(CreditCard, i, e, act))
+			dst = append(dst, finding(CreditCard, s, e, act))
+			i = e - 1
 		}
 	}
 	return dst, len(text)
 }
 
-func parseCard(text string, i int, final bool) (int, status) {
-	n := len(text)
-	var num [19]byte
-	var groups [8]int
-	nd, ng, j, end := 0, 0, i, i
-	var sep byte
-	for {
-		gs := j
-		for j < n && isDigit(text[j]) {
-			if nd == len(num) {
-				return 0, reject
-			}
-			num[nd] = text[j]
-			nd++
-			j++
+// cardRunStart returns where the run of digit groups that from is in (or
+// right after a separator of) begins: from itself when from does not
+// follow a digit, a separator after a digit or an invisible character.
+// It looks back at most maxCardBytes.
+func cardRunStart(text string, from int) int {
+	start := from
+	for j := from; j > 0 && from-j < maxCardBytes; {
+		r, n := utf8.DecodeLastRuneInString(text[:j])
+		var buf [4]byte
+		k := utf8.EncodeRune(buf[:], r)
+		u, _, _ := cardUnitAt(string(buf[:k]), 0, true)
+		switch u {
+		case uDigit:
+			start = j - n
+		case uSep, uLineSep, uIgnore:
+		default:
+			return start
 		}
-		if j == n && !final {
-			return 0, more
-		}
-		if ng == len(groups) {
-			return 0, reject
-		}
-		groups[ng] = j - gs
-		ng++
-		end = j
-		if j < n && (text[j] == ' ' || text[j] == '-') && (sep == 0 || text[j] == sep) {
-			if j+1 == n {
-				if !final {
-					return 0, more
-				}
-				break
-			}
-			if isDigit(text[j+1]) {
-				sep = text[j]
-				j++
-				continue
-			}
-		}
-		break
+		j -= n
 	}
-	if st := endOK(text, end, final); st != accept {
-		return 0, st
-	}
-	if st := notContinued(text, end, final, ".,- "); st != accept {
-		return 0, st
-	}
-	if nd < 13 || !cardGroups(groups[:ng]) || !luhn(num[:nd]) || !knownIIN(num[:nd]) {
-		return 0, reject
-	}
-	return end, accept
+	return start
 }
 
+const maxCardGroups = 8
+
+// sepClass: how two groups are joined.
+type sepClass uint8
+
+const (
+	sepSpace sepClass = 1 << iota
+	sepDash
+	sepDot
+	sepLine
+)
+
+// parseCard reads the run of digit groups at i and returns the card in it
+// (start, end) if there is one; past: the first group cannot be part of it.
+func parseCard(text string, i int, final, past bool) (int, int, status) {
+	var num [32]byte
+	var groups, starts, ends [maxCardGroups]int
+	var seps [maxCardGroups]sepClass
+	nd, ng, j := 0, 0, i
+	for {
+		gs := nd
+		starts[ng] = j
+	digits:
+		for {
+			if j-i > maxCardBytes {
+				return 0, 0, reject
+			}
+			u, v, n := cardUnitAt(text, j, final)
+			switch u {
+			case uMore:
+				return 0, 0, more
+			case uDigit:
+				if nd == len(num) {
+					return 0, 0, reject
+				}
+				num[nd] = v
+				nd++
+				j += n
+				continue
+			case uIgnore: // inside a group only when a digit follows
+				q := j
+				for u == uIgnore && q-i <= maxCardBytes {
+					q += n
+					u, _, n = cardUnitAt(text, q, final)
+				}
+				if u == uMore {
+					return 0, 0, more
+				}
+				if u == uDigit {
+					j = q
+					continue
+				}
+			}
+			break digits
+		}
+		groups[ng], ends[ng] = nd-gs, j
+		ng++
+		// A separator run: one to three separators (invisible characters
+		// do not count), then a digit.
+		q, cnt := j, 0
+		var cls sepClass
+		for cnt <= 3 && q-i <= maxCardBytes {
+			u, _, n := cardUnitAt(text, q, final)
+			if u == uMore {
+				return 0, 0, more
+			}
+			if u == uSep || u == uLineSep {
+				cls |= sepClassOf(text[q], u)
+				cnt++
+			} else if u != uIgnore {
+				break
+			}
+			q += n
+		}
+		if cnt == 0 || cnt > 3 || ng == maxCardGroups {
+			break
+		}
+		u, _, _ := cardUnitAt(text, q, final)
+		if u == uMore {
+			return 0, 0, more
+		}
+		if u != uDigit {
+			break
+		}
+		seps[ng] = cls
+		j = q
+	}
+	// What follows the whole run must not continue it as a word.
+	if st := endOK(text, ends[ng-1], final); st != accept {
+		if st == more {
+			return 0, 0, more
+		}
+		// e.g. "4111…1111abc": only a shorter, separated prefix may be a card
+		ng--
+		if ng == 0 {
+			return 0, 0, reject
+		}
+	}
+	// The longest run of groups that is a card: from the first group, or
+	// from a later one that follows a group of another shape ("$12 4111
+	// 1111 1111 1111"); it may stop before the end of the run.
+	for from, first := 0, 0; from < ng; from++ {
+		if (from == 0 && past) || (from > 0 && !cardStartsAfter(from, groups[:ng], seps[:ng])) {
+			first += groups[from]
+			continue
+		}
+		for g := ng; g > from; g-- {
+			d := 0
+			for _, x := range groups[from:g] {
+				d += x
+			}
+			if d < 13 || d > 19 {
+				continue
+			}
+			if g < ng && !cardEndsBefore(text, from, g, groups[:ng], ends[:ng], seps[:ng]) {
+				continue
+			}
+			card := num[first : first+d]
+			if !cardGroups(groups[from:g]) || !luhn(card) || !knownIIN(card) {
+				continue
+			}
+			if g == from+1 && d == 13 && ean13(card) {
+				continue // a barcode (EAN-13 prefixes 400-440 look like Visa)
+			}
+			return starts[from], ends[g-1], accept
+		}
+		first += groups[from]
+	}
+	return 0, 0, reject
+}
+
+// cardStartsAfter reports whether a card may start at group k of a run:
+// the group before it has another shape than a card's four digits, or the
+// two are joined differently (a line break, another separator). In a run
+// of fours joined alike (a tracking number) no card starts midway.
+func cardStartsAfter(k int, groups []int, seps []sepClass) bool {
+	return groups[k-1] != 4 || seps[k]&sepLine != 0 || (k >= 2 && seps[k] != seps[k-1])
+}
+
+// cardEndsBefore reports whether a card that starts at group from may end
+// before group g of a longer run: group g is joined differently (a new
+// sentence, a new line) or is an expiry date ("… 1111 12/26"); a run that
+// goes on alike is one longer number (a tracking number, a decimal, a
+// suffix).
+func cardEndsBefore(text string, from, g int, groups, ends []int, seps []sepClass) bool {
+	if groups[g] <= 2 && ends[g] < len(text) && text[ends[g]] == '/' {
+		return true
+	}
+	if g == from+1 {
+		return seps[g]&(sepDot|sepDash) == 0
+	}
+	return seps[g] != seps[g-1]
+}
+
+func sepClassOf(c byte, u cardUnit) sepClass {
+	switch {
+	case u == uLineSep:
+		return sepLine
+	case c == '-':
+		return sepDash
+	case c == '.':
+		return sepDot
+	case c >= utf8.RuneSelf: // no-break and thin spaces, dashes
+		return sepSpace
+	}
+	return sepSpace
+}
+
+// ean13 reports whether d passes the EAN-13 check (weights 1 and 3).
+func ean13(d []byte) bool {
+	sum := 0
+	for k, c := range d {
+		v := int(c - '0')
+		if k%2 == 1 {
+			v *= 3
+		}
+		sum += v
+	}
+	return sum%10 == 0
+}
+
+// cardGroups reports the groupings cards are written in: one run of
+// digits, fours with a
+// shorter last group (16 as 4-4-4-4, 19 as 4-4-4-4-3, 13 as 4-4-4-1),
+// Amex's 4-6-5, Diners' 4-6-4, and 13-digit Visa's 4-3-3-3.
 func cardGroups(g []int) bool {
 	if len(g) == 1 {
 		return true
 	}
 	if len(g) == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 4 || g[2] == 5) { // Amex, Diners
+		return true
+	}
+	if len(g) == 4 && g[0] == 4 && g[1] == 3 && g[2] == 3 && g[3] == 3 {
 		return true
 	}
 	for k, x := range g {
@@ -519,7 +909,7 @@ func luhn(d []byte) bool {
 
 // knownIIN checks the issuer prefix and length against the major
 // networks: Visa, Mastercard, American Express, Discover, Diners Club,
-// JCB, UnionPay, Maestro.
+// JCB, UnionPay, Maestro, Mir.
 func knownIIN(d []byte) bool {
 	n := len(d)
 	p := func(k int) int {
@@ -545,7 +935,9 @@ func knownIIN(d []byte) bool {
 		return n >= 16 && n <= 19
 	case p2 == 62: // UnionPay
 		return n >= 16 && n <= 19
-	case p2 == 50 || (p2 >= 56 && p2 <= 69): // Maestro
+	case p4 >= 2200 && p4 <= 2204: // Mir
+		return n >= 16 && n <= 19
+	case p4 == 5018 || p4 == 5020 || p4 == 5038 || p4 == 5893 || p4 == 6304 || (p4 >= 6759 && p4 <= 6763): // Maestro
 		return n >= 12 && n <= 19
 	}
 	return false

@@ -22,6 +22,7 @@ const (
 	cIndirect
 	cImperative
 	cEncoded
+	cIdentity // the model's identity as a system prompt states it: its AI references do not count as ai_ref
 	numClasses
 )
 
@@ -95,6 +96,11 @@ var lexicon = [numClasses][]string{
 	cImperative: {"you will", "you must", "you shall", "you can", "you cannot", "you can't", "you have",
 		"you do not", "you don't", "your responses", "your answers", "your answer", "your response", "respond",
 		"reply", "always", "never", "must", "you should", "you are", "from now"},
+	cIdentity: {"you are chatgpt", "you are chat gpt", "you are an ai", "you are an ai assistant", "you are an ai model",
+		"you are an ai language model", "you are a large language model", "you are a language model",
+		"a large language model trained by openai", "trained by openai", "as an ai", "as an ai assistant",
+		"as an ai language model", "as an ai model", "i'm an ai", "i am an ai", "i'm an ai assistant",
+		"i am an ai assistant", "i'm an ai language model", "i am an ai language model", "based on the gpt-4 architecture"},
 	cEncoded: {"base64", "rot13", "decode", "decoded", "encoded", "encode", "cipher", "hexadecimal", "reverse the",
 		"backwards", "leetspeak", "morse", "binary", "caesar"},
 }

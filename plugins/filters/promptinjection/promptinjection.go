@@ -180,7 +180,7 @@ const (
 var FeatureNames = [numFeatures]string{
 	"override_verb", "instr_noun", "override_phrase", "unrestricted", "harm", "persona", "ai_ref",
 	"policy_ref", "roleplay", "compliance", "dual", "stay", "sys_extract", "delim", "indirect",
-	"imperative", "encoded", "override_pair", "base64", "invisible", "role_unrestricted", "ai_policy",
+	"imperative", "encoded", "identity", "override_pair", "base64", "invisible", "role_unrestricted", "ai_policy",
 }
 
 var matcher = func() *textmatch.Matcher {
@@ -197,24 +197,45 @@ var matcher = func() *textmatch.Matcher {
 	return m
 }()
 
+// squeezed finds the longer phrases inside runs of spaced-out letters
+// that lost their word gaps ("i g n o r e a l l p r e v i o u s" reads
+// "ignoreallprevious"): the phrases without spaces, no word boundaries.
+var squeezed = func() *textmatch.Matcher {
+	var pats []textmatch.Pattern
+	for c, phrases := range lexicon {
+		for _, ph := range phrases {
+			if sq := textmatch.Squeeze(ph); len(sq) >= 6 {
+				pats = append(pats, textmatch.Pattern{ID: int32(c), Text: sq})
+			}
+		}
+	}
+	m, err := textmatch.Build(pats, false)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
 // Features returns the feature vector of text: log(1+count) per signal.
+// Text with spaced-out words ("i g n o r e  a l l") is read both as it is
+// and despaced, each signal counting the more of the two.
 func Features(text string) [numFeatures]float64 {
-	var counts [numFeatures]int
 	var buf [64]textmatch.Hit
 	hits, _ := matcher.Scan(buf[:0], text, 0, true)
-	for _, h := range hits {
-		counts[h.ID]++
-	}
-	// override pairs: "ignore ... instructions" within 60 bytes
-	for _, v := range hits {
-		if v.ID != cOverrideVerb {
-			continue
-		}
-		for _, n := range hits {
-			if n.ID == cInstrNoun && n.Start >= v.End && n.Start-v.End <= 60 {
-				counts[fOverridePair]++
-				break
+	counts := phraseCounts(hits)
+	if v, ok := textmatch.Despace(text); ok {
+		hits, _ = matcher.Scan(hits[:0], v.Text, 0, true)
+		for _, r := range v.Runs {
+			run := v.Text[r[0]:r[1]]
+			n := len(hits)
+			hits, _ = squeezed.Scan(hits, run, 0, true)
+			for k := n; k < len(hits); k++ { // offsets in the view, for override pairs
+				hits[k].Start += r[0]
+				hits[k].End += r[0]
 			}
+		}
+		for i, c := range phraseCounts(hits) {
+			counts[i] = max(counts[i], c)
 		}
 	}
 	counts[fBase64], counts[fInvisible] = byteSignals(text)
@@ -229,6 +250,42 @@ func Features(text string) [numFeatures]float64 {
 	// the override verb and instruction noun count only as a pair
 	x[cOverrideVerb], x[cInstrNoun] = 0, 0
 	return x
+}
+
+// insideIdentity reports whether h lies within an identity statement
+// ("You are ChatGPT, a large language model trained by OpenAI"), which
+// system prompts make and jailbreaks do not need.
+func insideIdentity(hits []textmatch.Hit, h textmatch.Hit) bool {
+	for _, x := range hits {
+		if x.ID == cIdentity && x.Start <= h.Start && h.End <= x.End {
+			return true
+		}
+	}
+	return false
+}
+
+// phraseCounts counts the phrase classes and the override pairs
+// ("ignore ... instructions" within 60 bytes) among hits.
+func phraseCounts(hits []textmatch.Hit) [numFeatures]int {
+	var counts [numFeatures]int
+	for _, h := range hits {
+		if h.ID == cAIRef && insideIdentity(hits, h) {
+			continue
+		}
+		counts[h.ID]++
+	}
+	for _, v := range hits {
+		if v.ID != cOverrideVerb {
+			continue
+		}
+		for _, n := range hits {
+			if n.ID == cInstrNoun && n.Start >= v.End && n.Start-v.End <= 60 {
+				counts[fOverridePair]++
+				break
+			}
+		}
+	}
+	return counts
 }
 
 // byteSignals counts base64-like runs (40+ characters of the base64

@@ -54,6 +54,9 @@ func loadExamples(t testing.TB) []example {
 	for _, line := range readLines(t, "testdata/customer_service_benign.txt") {
 		ex = append(ex, example{src: "cs", text: line})
 	}
+	for _, line := range readLines(t, "testdata/client_texts_benign.txt") {
+		ex = append(ex, example{src: "roles", text: line})
+	}
 	for _, line := range readLines(t, "testdata/context_records.tsv") {
 		label, text, ok := strings.Cut(line, "\t")
 		if !ok {
@@ -175,7 +178,7 @@ func (m metrics) String() string {
 }
 
 func evaluate(ex []example, pred func(e *example) bool) map[string]*metrics {
-	out := map[string]*metrics{"dev": {}, "cs": {}, "ctx": {}}
+	out := map[string]*metrics{"dev": {}, "cs": {}, "roles": {}, "ctx": {}}
 	for i := range ex {
 		out[ex[i].src].add(pred(&ex[i]), ex[i].label)
 	}
@@ -220,8 +223,8 @@ func TestTrain(t *testing.T) {
 	}
 	ex := loadExamples(t)
 	m := kfold(ex, 5)
-	t.Logf("5-fold held-out (thresholds: input %.2f, context %.2f):\n dev: %v\n in-domain customer service: %v\n context records: %v",
-		DefaultThreshold, DefaultContextThreshold, m["dev"], m["cs"], m["ctx"])
+	t.Logf("5-fold held-out (thresholds: input %.2f, context %.2f):\n dev: %v\n in-domain customer service: %v\n system, assistant and tool texts: %v\n context records: %v",
+		DefaultThreshold, DefaultContextThreshold, m["dev"], m["cs"], m["roles"], m["ctx"])
 	if !*train {
 		return
 	}

@@ -1,8 +1,9 @@
 // Package audit is the Caddy module llm_gateway.post.audit: it writes one
 // record per interaction (post.Interaction: request id, time, principal,
 // team, policy name and version, feature, records and articles used,
-// denied records, tokens, cost, filter actions, latency, status) to a
-// sink, off the hot path.
+// denied records, tokens, cost, filter actions, latency, status, and
+// incomplete/incomplete_reason for answers that did not reach their end)
+// to a sink, off the hot path.
 //
 // Record puts the record in a bounded in-memory queue and returns at once;
 // one worker goroutine writes batches to the sink and retries failures

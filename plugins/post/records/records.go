@@ -51,15 +51,15 @@
 //
 // # Access
 //
-// A post.Request carries no principal, so lookups use an unrestricted
-// scope (a nil grounding.Scope). This is safe only because the module
-// links numbers the model already wrote and puts nothing of the record
-// into the answer but its entity, id and number: {title} is filled only
-// for public records (knowledge articles, which every scope may see) and
-// is the number for any other record. A link tells the reader that the
-// number exists; opening it is still subject to Dynamics 365's own
-// security. Nothing else of a record (fields, owner, related records) is
-// kept, even in the per-answer cache.
+// Lookups use the principal's record scope (post.Request.RecordScope): a
+// number outside it is treated exactly as a number that does not exist
+// (left as text, listed as unresolved with "flag"), so an answer never
+// reveals an out-of-scope record's id, nor that it exists. The module
+// puts nothing of a record into the answer but its entity, id and number:
+// {title} is filled only for public records (knowledge articles, which
+// every scope may see) and is the number for any other record. Nothing
+// else of a record (fields, owner, related records) is kept, even in the
+// per-answer cache.
 //
 // # Streams and lookups
 //
@@ -305,11 +305,11 @@ func (r *Records) Entities() []string {
 }
 
 // NewRewriter implements post.Processor.
-func (r *Records) NewRewriter(_ *post.Request, _ *post.Result) post.Rewriter {
+func (r *Records) NewRewriter(req *post.Request, _ *post.Result) post.Rewriter {
 	if len(r.kinds) == 0 {
 		return nil
 	}
-	return &rewriter{r: r}
+	return &rewriter{r: r, scope: req.RecordScope()}
 }
 
 // link is what the rewriter keeps of a resolved record: never more than
@@ -320,11 +320,11 @@ type link struct {
 }
 
 // lookup resolves one number of kind k; err is the source's failure.
-func (r *Records) lookup(k *kind, value string) (link, error) {
+// Records outside scope are not found (see "Access" in the package doc).
+func (r *Records) lookup(k *kind, value string, scope *grounding.Scope) (link, error) {
 	ctx, cancel := context.WithTimeout(r.base, time.Duration(r.Timeout))
 	defer cancel()
-	// Unrestricted scope: see "Access" in the package doc.
-	recs, _, err := r.src.Lookup(ctx, []grounding.RecordKey{{Entity: k.entity, Field: k.field, Value: value, From: "answer"}}, nil)
+	recs, _, err := r.src.Lookup(ctx, []grounding.RecordKey{{Entity: k.entity, Field: k.field, Value: value, From: "answer"}}, scope)
 	if err != nil {
 		return link{}, err
 	}
@@ -333,7 +333,8 @@ func (r *Records) lookup(k *kind, value string) (link, error) {
 	}
 	var found []*grounding.Record
 	for i := range recs {
-		if recs[i].Entity == k.entity && recs[i].ID != "" {
+		// Allows again: a source that leaks must not leak through links.
+		if recs[i].Entity == k.entity && recs[i].ID != "" && scope.Allows(recs[i].Owner) {
 			found = append(found, &recs[i])
 		}
 	}

@@ -43,7 +43,7 @@ func provision(t *testing.T, cfg string) *Records {
 
 // rewrite is the non-streamed rewrite: one Delta and Finish.
 func rewrite(p post.Processor, text string) (string, string) {
-	w := p.NewRewriter(&post.Request{}, new(post.Result))
+	w := p.NewRewriter(&post.Request{AllRecords: true}, new(post.Result))
 	a, _ := w.Delta(text)
 	b, ctx := w.Finish()
 	return a + b, string(ctx)
@@ -170,7 +170,7 @@ func TestNoRecordContent(t *testing.T) {
 // stream feeds parts as Deltas and Finish, checking the hold-back bound.
 func stream(t *testing.T, r *Records, parts ...string) (string, string) {
 	t.Helper()
-	w := r.NewRewriter(&post.Request{Stream: true}, new(post.Result)).(*rewriter)
+	w := r.NewRewriter(&post.Request{Stream: true, AllRecords: true}, new(post.Result)).(*rewriter)
 	var b strings.Builder
 	var ctx string
 	for _, p := range parts {
@@ -293,4 +293,61 @@ func TestCaddyfile(t *testing.T) {
 			t.Errorf("%s: error %v, want one containing %s", in, err, want)
 		}
 	}
+}
+
+// An answer may name a record the principal may not see: it is left as
+// text exactly like a number that does not exist (no id, no sign that it
+// exists), while a principal whose scope covers it gets the link.
+func TestScopedLookups(t *testing.T) {
+	r := provision(t, `{"unknown": "flag", "formats": {"incident": "<{number}|{id}>"}}`)
+	run := func(req *post.Request, text string) (string, string) {
+		w := r.NewRewriter(req, new(post.Result))
+		a, _ := w.Delta(text)
+		b, ctx := w.Finish()
+		return a + b, string(ctx)
+	}
+	other := &post.Request{Scope: &grounding.Scope{Accounts: []string{"ACC-100232"}}}
+	got, ctx := run(other, "See CAS-01001-K7M2Q9.")
+	if got != "See CAS-01001-K7M2Q9." || ctx != `{"unresolved_records":["CAS-01001-K7M2Q9"]}` {
+		t.Fatalf("out of scope: got %q %s", got, ctx)
+	}
+	// Indistinguishable from a number that exists nowhere.
+	got2, ctx2 := run(other, "See CAS-09999-ZZZZZZ.")
+	if strings.ReplaceAll(got2, "CAS-09999-ZZZZZZ", "CAS-01001-K7M2Q9") != got ||
+		strings.ReplaceAll(ctx2, "CAS-09999-ZZZZZZ", "CAS-01001-K7M2Q9") != ctx {
+		t.Fatalf("an out-of-scope record is told apart from a missing one: %q %s vs %q %s", got, ctx, got2, ctx2)
+	}
+	// No scope at all (and not AllRecords): public records only.
+	if got, _ := run(&post.Request{}, "See CAS-01001-K7M2Q9."); got != "See CAS-01001-K7M2Q9." {
+		t.Fatalf("no scope: got %q", got)
+	}
+	own := &post.Request{Scope: &grounding.Scope{Accounts: []string{"ACC-100231"}}}
+	if got, _ := run(own, "See CAS-01001-K7M2Q9."); got != "See <CAS-01001-K7M2Q9|10464d82-3cda-5e14-a8eb-7ac0529cbde1>." {
+		t.Fatalf("in scope: got %q", got)
+	}
+}
+
+// A source that ignores the scope (a buggy third-party one) still leaks
+// nothing through links.
+func TestLeakySourceChecked(t *testing.T) {
+	r, err := New(Records{Formats: map[string]string{"incident": "<{id}>"}}, leakySource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.NewRewriter(&post.Request{Scope: &grounding.Scope{Accounts: []string{"ACC-1"}}}, new(post.Result))
+	a, _ := w.Delta("CAS-01001-K7M2Q9")
+	b, _ := w.Finish()
+	if a+b != "CAS-01001-K7M2Q9" {
+		t.Fatalf("leaky source linked: %q", a+b)
+	}
+}
+
+type leakySource struct{}
+
+func (leakySource) Lookup(_ context.Context, keys []grounding.RecordKey, _ *grounding.Scope) ([]grounding.Record, []grounding.Denied, error) {
+	var out []grounding.Record
+	for _, k := range keys {
+		out = append(out, grounding.Record{Entity: k.Entity, ID: "secret-id", Number: k.Value, Owner: grounding.Owner{AccountNumber: "ACC-2"}})
+	}
+	return out, nil, nil
 }

@@ -3,6 +3,8 @@ package records
 import (
 	"go.uber.org/zap"
 
+	"github.com/groundgate/groundgate/grounding"
+
 	"github.com/groundgate/groundgate/wire"
 )
 
@@ -10,7 +12,8 @@ import (
 // one Delta of the whole answer plus Finish, so both shapes give the same
 // text by construction.
 type rewriter struct {
-	r *Records
+	r     *Records
+	scope *grounding.Scope // the principal's: lookups see nothing else
 
 	pend     []byte // held text: a possible mention (at most MaxPattern+1 bytes)
 	prevWord bool   // the byte before pend is a word byte
@@ -183,7 +186,7 @@ func (w *rewriter) mention(out []byte, k *kind, m []byte) []byte {
 		}
 		w.lookups++
 		var err error
-		l, err = w.r.lookup(k, string(value))
+		l, err = w.r.lookup(k, string(value), w.scope)
 		if err != nil {
 			w.broken = true
 			w.r.logger.Warn("record lookup failed; numbers left as text",

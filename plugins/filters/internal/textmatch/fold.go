@@ -19,6 +19,10 @@ import (
 //   - fullwidth ASCII (Ａ, ｂ) becomes ASCII;
 //   - combining marks and invisible format characters (zero-width space
 //     and joiners, soft hyphen, bidi controls, tag characters) vanish;
+//   - Cyrillic and Greek letters that look like Latin ones (а, е, о, р, с,
+//     у, х, і, ѕ, ο, α, ι, ν, ρ, τ…) become those Latin letters, and the
+//     mathematical, circled and squared letters and digits become ASCII,
+//     so a term spelled with look-alikes still matches;
 //   - every whitespace rune becomes ' ', and a whitespace rune right after
 //     another is dropped, so runs of whitespace match one space.
 
@@ -30,6 +34,15 @@ const (
 // foldTable maps the runes below tableSize to up to two folded runes.
 var foldTable = func() (t [tableSize][2]uint16) {
 	special := map[rune]string{
+		// look-alikes (the letters of confusables.txt that render as Latin)
+		'а': "a", 'А': "a", 'в': "b", 'В': "b", 'е': "e", 'Е': "e", 'ё': "e", 'Ё': "e", 'к': "k", 'К': "k",
+		'м': "m", 'М': "m", 'н': "h", 'Н': "h", 'о': "o", 'О': "o", 'р': "p", 'Р': "p", 'с': "c", 'С': "c",
+		'т': "t", 'Т': "t", 'у': "y", 'У': "y", 'х': "x", 'Х': "x", 'і': "i", 'І': "i", 'ї': "i", 'Ї': "i",
+		'ј': "j", 'Ј': "j", 'ѕ': "s", 'Ѕ': "s", 'ԁ': "d", 'һ': "h", 'Һ': "h", 'ӏ': "l", 'Ӏ': "l", 'ԛ': "q",
+		'ԝ': "w", 'Ԝ': "w", 'ɡ': "g", 'ɑ': "a", 'ο': "o", 'Ο': "o", 'α': "a", 'Α': "a", 'β': "b", 'Β': "b",
+		'ε': "e", 'Ε': "e", 'ζ': "z", 'Ζ': "z", 'η': "n", 'Η': "h", 'ι': "i", 'Ι': "i", 'κ': "k", 'Κ': "k",
+		'μ': "u", 'Μ': "m", 'ν': "v", 'Ν': "n", 'ρ': "p", 'Ρ': "p", 'τ': "t", 'Τ': "t", 'υ': "u", 'Υ': "y",
+		'χ': "x", 'Χ': "x", 'ω': "w", 'ϲ': "c", 'Ϲ': "c", 'ϳ': "j", 'ς': "c",
 		'ß': "ss", 'ẞ': "ss", 'æ': "ae", 'Æ': "ae", 'œ': "oe", 'Œ': "oe",
 		'ø': "o", 'Ø': "o", 'đ': "d", 'Đ': "d", 'ð': "d", 'Ð': "d",
 		'ł': "l", 'Ł': "l", 'ı': "i", 'ħ': "h", 'Ħ': "h", 'ŧ': "t", 'Ŧ': "t",
@@ -84,8 +97,29 @@ func Fold(r rune) (rune, rune) {
 	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || unicode.Is(unicode.Cf, r):
 		return -1, -1
 	}
+	if a, ok := compatASCII[r]; ok {
+		return a, -1
+	}
 	return unicode.ToLower(r), -1
 }
+
+// compatASCII maps the styled letters and digits of the higher planes
+// (mathematical bold, italic, script, double-struck…; circled, squared
+// and parenthesised ones) to lower-case ASCII, as NFKC and case folding
+// would.
+var compatASCII = func() map[rune]rune {
+	m := map[rune]rune{}
+	for _, rg := range [][2]rune{{0x2460, 0x24FF}, {0x1D400, 0x1D7FF}, {0x1F100, 0x1F1FF}} {
+		for r := rg[0]; r <= rg[1]; r++ {
+			d := []rune(norm.NFKC.String(string(r)))
+			if len(d) != 1 || d[0] == r || d[0] >= utf8.RuneSelf {
+				continue
+			}
+			m[r] = unicode.ToLower(d[0])
+		}
+	}
+	return m
+}()
 
 // FoldString returns s folded (for patterns; not on the hot path).
 func FoldString(s string) string {

@@ -74,6 +74,10 @@ func TestUsageMatchesRawRows(t *testing.T) {
 		}
 		total += g.Requests
 	}
+	vals, err := a.Values(ctx, r)
+	if err != nil || len(vals["team"]) != 5 || len(vals["model"]) != 2 || len(vals["feature"]) != 5 {
+		t.Errorf("values: %v %v", vals, err)
+	}
 	if total != 4000 {
 		t.Errorf("%d requests in the rollups, want 4000", total)
 	}

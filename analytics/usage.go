@@ -200,3 +200,34 @@ func quantile(h []int64, q float64) float64 {
 	}
 	return 0
 }
+
+// Values lists the teams, features and models seen in the range (for the
+// console's filter choices), from the daily rollup alone.
+func (a *DB) Values(ctx context.Context, r Range) (map[string][]string, error) {
+	if err := r.Valid(); err != nil {
+		return nil, err
+	}
+	rows, err := a.db.QueryContext(ctx, `SELECT DISTINCT team, feature, model FROM `+a.table+`_daily WHERE day >= ? AND day <= ?`, r.From, r.To)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	seen := map[string]map[string]bool{"team": {}, "feature": {}, "model": {}}
+	for rows.Next() {
+		var t, f, m string
+		if err := rows.Scan(&t, &f, &m); err != nil {
+			return nil, err
+		}
+		seen["team"][t], seen["feature"][f], seen["model"][m] = true, true, true
+	}
+	out := map[string][]string{}
+	for d, vals := range seen {
+		for v := range vals {
+			if v != "" {
+				out[d] = append(out[d], v)
+			}
+		}
+		sort.Strings(out[d])
+	}
+	return out, rows.Err()
+}

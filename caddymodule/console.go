@@ -86,12 +86,14 @@ func (g *Gateway) provisionConsole() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		g.toggles = toggles.NewView(ctx, ts, toggles.DefaultRefresh, g.logger)
 		cancel()
+		g.held = append(g.held, g.toggles.Close)
 	}
 	if len(g.Introspect) == 0 {
 		return nil
 	}
 	if g.toggles == nil {
 		g.toggles = toggles.NewView(context.Background(), toggles.Shared(), toggles.DefaultRefresh, g.logger)
+		g.held = append(g.held, g.toggles.Close)
 	}
 	dbf := func() (*analytics.DB, error) { return nil, nil }
 	if sa, ok := g.audit.(sqliteAudit); ok {

@@ -357,18 +357,9 @@ type rangeForm struct {
 // choices are the filter options: the teams, features and models seen in
 // the last 90 days.
 func (c *Console) choices(r *http.Request, db *analytics.DB) map[string][]string {
-	out := map[string][]string{}
-	rep, err := db.Report(r.Context(), analytics.UsageQuery{Range: analytics.LastDays(90, c.now())}, []string{"team"}, []string{"feature"}, []string{"model"})
+	out, err := db.Values(r.Context(), analytics.LastDays(90, c.now()))
 	if err != nil {
-		return out
-	}
-	for i, d := range []string{"team", "feature", "model"} {
-		for _, row := range rep[i] {
-			if v := row.Key[d]; v != "" {
-				out[d] = append(out[d], v)
-			}
-		}
-		sort.Strings(out[d])
+		return map[string][]string{}
 	}
 	return out
 }

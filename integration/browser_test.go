@@ -194,6 +194,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("ask_question/support shows %q before the toggle", got)
 	}
 	shot(t, ctx, "features")
+	// The overlay outlives configs (it is the process's memory store):
+	// leave it as found.
+	t.Cleanup(func() {
+		postForm(t, consoleClient(t, opsKey), "/groundgate/console/features", url.Values{
+			"feature": {"ask_question"}, "team": {"support"}, "state": {"inherit"}})
+	})
 	step(t, ctx, "focus the cell", chromedp.Focus(toggle))
 	submit(t, ctx, "toggle", chromedp.KeyEvent("\r"))
 	if got := text(t, ctx, ".flash"); !strings.Contains(got, "ask_question for team support: switched off") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,31 +21,55 @@ const DefaultRefresh = time.Second
 type Snapshot struct {
 	Overlay *Overlay
 	Version int64
-	at      time.Time
 }
 
-// View serves the overlay to the request path from memory and rereads the
-// store at most every Refresh, in the background: a request never waits
-// for the store, and a store outage keeps the last overlay read.
+// View serves the overlay to the request path from memory; a goroutine
+// rereads the store every refresh period, so a request never waits for
+// the store, and a store outage keeps the last overlay read. Close stops
+// it.
 type View struct {
 	store   Store
 	refresh time.Duration
 	logger  *zap.Logger
 	cur     atomic.Pointer[Snapshot]
-	busy    atomic.Bool
 	lastErr atomic.Pointer[string]
+	stop    chan struct{}
+	closed  sync.Once
 }
 
 // NewView reads the overlay once (an error leaves it empty until the
-// store answers) and returns the view.
+// store answers) and starts rereading it every refresh.
 func NewView(ctx context.Context, s Store, refresh time.Duration, logger *zap.Logger) *View {
 	if refresh <= 0 {
 		refresh = DefaultRefresh
 	}
-	v := &View{store: s, refresh: refresh, logger: logger}
+	v := &View{store: s, refresh: refresh, logger: logger, stop: make(chan struct{})}
 	v.cur.Store(&Snapshot{Overlay: &Overlay{Toggles: map[string]map[string]bool{}}})
-	v.reload(ctx)
+	_ = v.reload(ctx)
+	go v.loop()
 	return v
+}
+
+func (v *View) loop() {
+	t := time.NewTicker(v.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(v.refresh, time.Second))
+		_ = v.reload(ctx)
+		cancel()
+	}
+}
+
+// Close stops the background rereads.
+func (v *View) Close() {
+	if v != nil {
+		v.closed.Do(func() { close(v.stop) })
+	}
 }
 
 // Access implements policies.Overrides.
@@ -53,14 +78,6 @@ func (v *View) Access(feature, team string) (on, set bool) {
 		return false, false
 	}
 	s := v.cur.Load()
-	if time.Since(s.at) > v.refresh && v.busy.CompareAndSwap(false, true) {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			v.reload(ctx)
-			v.busy.Store(false)
-		}()
-	}
 	if len(s.Overlay.Toggles) == 0 {
 		return false, false
 	}
@@ -86,13 +103,10 @@ func (v *View) reload(ctx context.Context) error {
 		if p := v.lastErr.Swap(&msg); (p == nil || *p != msg) && v.logger != nil {
 			v.logger.Error("feature toggles: cannot read the overlay; the last one read stays in force", zap.Error(err))
 		}
-		// Try again after another refresh period, not on every request.
-		old := v.cur.Load()
-		v.cur.Store(&Snapshot{Overlay: old.Overlay, Version: old.Version, at: time.Now()})
 		return err
 	}
 	v.lastErr.Store(nil)
-	v.cur.Store(&Snapshot{Overlay: o, Version: ver, at: time.Now()})
+	v.cur.Store(&Snapshot{Overlay: o, Version: ver})
 	return nil
 }
 
@@ -145,7 +159,7 @@ func (v *View) Apply(ctx context.Context, set *policies.Set, who string, changes
 			return nil, fmt.Errorf("toggles: saving the overlay: %w", err)
 		}
 		if ok {
-			v.cur.Store(&Snapshot{Overlay: next, Version: nv, at: time.Now()})
+			v.cur.Store(&Snapshot{Overlay: next, Version: nv})
 			if v.logger != nil {
 				for _, e := range entries {
 					v.logger.Info("feature toggle changed", zap.String("who", e.Who), zap.String("feature", e.Feature),

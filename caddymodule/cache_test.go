@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,49 @@ func TestCacheTTLValidated(t *testing.T) {
 	dir := writePolicies(t, map[string]string{"p.yaml": "name: p\ndefault: true\ncache:\n  ttl: soon\n"})
 	if err := checkPolicyFiles([]string{dir}); err == nil || !strings.Contains(err.Error(), `cache.ttl "soon"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// nestedBomb is the body that took the gateway out of memory when the
+// cache key pretty-printed it with sorted keys: 64 KB of nested arrays.
+func nestedBomb() string {
+	const depth = 32 * 1024
+	return `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"x":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
+}
+
+// On a cache policy, the 64 KB nested body is refused at parse with a
+// bounded allocation: a few copies of the body, nothing quadratic.
+func TestNestedBodyRefusedWithBoundedMemory(t *testing.T) {
+	main, mini := newFake(t, okHandler), newFake(t, okHandler)
+	g := policyGateway(t, writePolicies(t, map[string]string{"p.yaml": cachedPolicy}), nil, main, mini)
+	body := nestedBomb()
+	res := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req := newChatRequest(body)
+			rec := httptest.NewRecorder()
+			_ = g.ServeHTTP(rec, req, nil)
+			if rec.Code != 400 || !strings.Contains(rec.Body.String(), "nesting_too_deep") {
+				b.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		}
+	})
+	if per := res.AllocedBytesPerOp(); per > 1<<20 {
+		t.Fatalf("refusing a %d-byte body allocated %d bytes per request", len(body), per)
+	}
+	if main.calls.Load() != 0 {
+		t.Fatal("the body reached the upstream")
+	}
+}
+
+func BenchmarkNestedBodyRefused(b *testing.B) {
+	up := newFake(b, okHandler)
+	g := policyGateway(b, writePolicies(b, map[string]string{"p.yaml": cachedPolicy}), nil, up, up)
+	body := nestedBomb()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		_ = g.ServeHTTP(rec, newChatRequest(body), nil)
 	}
 }

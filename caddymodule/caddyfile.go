@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            deployment <name>
 //	            api_version <version>
 //	            api_key <key or {env.VAR}>
+//	            loopback_api_key <key used when api_key is empty and the endpoint is loopback>
 //	            entra {
 //	                tenant_id <id>
 //	                client_id <id>
@@ -315,6 +316,8 @@ func parseUpstream(d *caddyfile.Dispenser, u *UpstreamConfig) error {
 			err = parseString(d, &u.APIVersion)
 		case "api_key":
 			err = parseString(d, &u.APIKey)
+		case "loopback_api_key":
+			err = parseString(d, &u.LoopbackAPIKey)
 		case "priority":
 			err = parseInt(d, &u.Priority)
 		case "weight":

@@ -32,6 +32,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 				deployment gpt-4o
 				api_version 2024-10-21
 				api_key {env.AZURE_OPENAI_API_KEY}
+				loopback_api_key simulator-key
 				priority 1
 				weight 3
 			}
@@ -94,6 +95,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		"pools.0.upstreams.0.name":                "east",
 		"pools.0.upstreams.0.type":                "azure",
 		"pools.0.upstreams.0.api_key":             "{env.AZURE_OPENAI_API_KEY}",
+		"pools.0.upstreams.0.loopback_api_key":    "simulator-key",
 		"pools.0.upstreams.0.weight":              "3",
 		"pools.0.upstreams.1.entra.client_id":     "c",
 		"pools.0.upstreams.2.type":                "openai",

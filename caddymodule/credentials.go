@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 
@@ -54,18 +55,24 @@ func (c entraCreds) apply(ctx context.Context, h http.Header) error {
 	return nil
 }
 
-func (g *Gateway) newCredentials(repl *caddy.Replacer, u *upstream, uc *UpstreamConfig) (credentials, error) {
+func (g *Gateway) newCredentials(repl *caddy.Replacer, u *upstream, uc *UpstreamConfig, loopback bool) (credentials, error) {
 	if uc.Entra != nil {
-		if uc.APIKey != "" {
+		if uc.APIKey != "" || uc.LoopbackAPIKey != "" {
 			return nil, fmt.Errorf("%s: give api_key or entra, not both", u.name)
 		}
 		return g.newEntraCreds(repl, u.name, uc.Entra)
 	}
-	key, err := repl.ReplaceOrErr(uc.APIKey, true, true)
+	key, err := repl.ReplaceOrErr(uc.APIKey, false, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: api_key: %v", u.name, err)
 	}
+	if key == "" && uc.LoopbackAPIKey != "" && loopback {
+		key = uc.LoopbackAPIKey
+	}
 	if key == "" {
+		if uc.APIKey != "" {
+			return nil, fmt.Errorf("%s: api_key %s is empty (unset environment variable?)", u.name, uc.APIKey)
+		}
 		return nil, fmt.Errorf("%s: api_key or entra is required", u.name)
 	}
 	if u.kind == "azure" {
@@ -100,4 +107,13 @@ func (g *Gateway) newEntraCreds(repl *caddy.Replacer, name string, ec *EntraConf
 	src, key := entra.Shared(tokenURL, clientID, secret, scope, func() *http.Client { return g.client })
 	g.held = append(g.held, func() { _ = entra.Release(key) })
 	return entraCreds{src: src}, nil
+}
+
+// isLoopback reports whether an endpoint's host is this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

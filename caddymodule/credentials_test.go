@@ -97,3 +97,35 @@ func TestEntraFailureNamesNoSecret(t *testing.T) {
 		t.Fatal("upstream called without credentials")
 	}
 }
+
+// loopback_api_key stands in for an empty api_key on a loopback endpoint
+// only: a real endpoint never receives it, and a set key always wins.
+func TestLoopbackAPIKey(t *testing.T) {
+	up := newFake(t, okHandler) // on 127.0.0.1
+	t.Setenv("GG_EMPTY_KEY", "")
+	uc := UpstreamConfig{Name: "sim", Endpoint: up.URL, Deployment: "gpt-4o", APIKey: "{env.GG_EMPTY_KEY}", LoopbackAPIKey: "simulator-key"}
+	g := newGateway(t, nil, uc)
+	if r := do(t, g, "POST", "/v1/chat/completions", chatBody); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if req, _ := up.lastRequest(); req.Header.Get("api-key") != "simulator-key" {
+		t.Fatalf("api-key sent: %q", req.Header.Get("api-key"))
+	}
+
+	t.Setenv("GG_EMPTY_KEY", "real-key")
+	g = newGateway(t, nil, uc)
+	do(t, g, "POST", "/v1/chat/completions", chatBody)
+	if req, _ := up.lastRequest(); req.Header.Get("api-key") != "real-key" {
+		t.Fatalf("api-key sent: %q", req.Header.Get("api-key"))
+	}
+
+	t.Setenv("GG_EMPTY_KEY", "")
+	for _, endpoint := range []string{"https://contoso.openai.azure.com", "http://10.0.0.8:8081"} {
+		uc.Endpoint = endpoint
+		g := &Gateway{Models: []ModelConfig{{Alias: "gpt-4o", Pool: "main"}}, Pools: []PoolConfig{{Name: "main", Upstreams: []UpstreamConfig{uc}}}}
+		err := g.provisionPools()
+		if err == nil || !strings.Contains(err.Error(), "{env.GG_EMPTY_KEY} is empty") {
+			t.Fatalf("%s: err = %v", endpoint, err)
+		}
+	}
+}

@@ -165,6 +165,8 @@ type Gateway struct {
 	provisioning bool
 	console      *console.Console // nil: no operator keys
 	toggles      *toggles.View    // feature toggles overlay (nil: none)
+	// logGuard keeps keys out of access logs chosen per request.
+	logGuard *logGuard
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
 	lastWatchErr string
 }
@@ -232,6 +234,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	var err error
+	if g.logGuard, err = checkAccessLogs(ctx); err != nil {
+		return err
+	}
+	if err := checkListenersFree(ctx); err != nil {
+		return err
+	}
 	if g.keys, err = newKeyring(g.Keys); err != nil {
 		return err
 	}
@@ -328,6 +336,7 @@ func (g *Gateway) Cleanup() error {
 // ServeHTTP answers the request; it never calls next.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if g.console != nil && console.Owns(r.URL.Path) {
+		g.logGuard.skipUnsafe(r, g.logger)
 		g.console.ServeHTTP(w, r)
 		return nil
 	}
@@ -344,6 +353,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 }
 
 func (g *Gateway) serve(ex *exchange) error {
+	g.logGuard.skipUnsafe(ex.r, g.logger)
 	rt, err := matchRoute(ex.r)
 	if err != nil {
 		return err
@@ -352,9 +362,6 @@ func (g *Gateway) serve(ex *exchange) error {
 	if ex.principal, err = g.keys.authenticate(ex.r); err != nil {
 		return err
 	}
-	// Caddy's access log redacts Authorization but not api-key; the key
-	// is not needed past this point.
-	ex.r.Header.Del("Api-Key")
 	ex.repl.Set("llm.principal", ex.principal.name)
 	ex.repl.Set("llm.team", ex.principal.team)
 	switch rt.op {

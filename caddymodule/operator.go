@@ -59,44 +59,6 @@ func (g *Gateway) operator(ex *exchange) error {
 		Message: "Key " + ex.principal.name + " may not call the gateway's operator endpoints (see introspect)."}
 }
 
-type policyInfo struct {
-	Name        string              `json:"name"`
-	Description string              `json:"description,omitempty"`
-	Source      string              `json:"source"`
-	Line        int                 `json:"line"`
-	Hash        string              `json:"hash"`
-	Priority    int                 `json:"priority"`
-	Default     bool                `json:"default"`
-	Feature     string              `json:"feature,omitempty"`
-	Pool        string              `json:"pool,omitempty"`
-	Match       policies.Match      `json:"match"`
-	Teams       policies.TeamAccess `json:"teams"`
-	MetaPrompt  string              `json:"meta_prompt_mode,omitempty"`
-}
-
-// servePolicies answers GET /groundgate/policies: the active policies in
-// precedence order with their content hashes and sources.
-func (g *Gateway) servePolicies(ex *exchange) error {
-	if err := g.operator(ex); err != nil {
-		return err
-	}
-	out := map[string]any{"hash": "", "policies": []policyInfo{}}
-	if g.policies != nil {
-		set := g.policies.cur.Load().set
-		infos := make([]policyInfo, 0, len(set.Policies()))
-		for _, p := range set.Policies() {
-			pi := policyInfo{Name: p.Name, Description: p.Description, Source: p.Source, Line: p.Line, Hash: p.Hash,
-				Priority: p.Priority, Default: p.Default, Feature: p.Feature, Pool: p.Pool, Match: p.Match, Teams: p.Teams}
-			if p.Meta != nil {
-				pi.MetaPrompt = string(p.Meta.Mode)
-			}
-			infos = append(infos, pi)
-		}
-		out = map[string]any{"hash": set.Hash(), "policies": infos}
-	}
-	return ex.writeJSON(out)
-}
-
 // serveExplain answers POST /groundgate/explain/{route}?principal=NAME:
 // which policy a request would match and why, and the upstream request
 // the gateway would send (without credentials). Nothing is sent.

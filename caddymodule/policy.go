@@ -53,7 +53,14 @@ func (g *Gateway) loadPolicies() (*compiledPolicies, error) {
 			}
 		}
 	}
-	return g.compile(set)
+	cp, err := g.compile(set)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkTokenizers(cp); err != nil {
+		return nil, err
+	}
+	return cp, nil
 }
 
 func (g *Gateway) poolNames() []string {

@@ -61,9 +61,11 @@ func TestTwoInstancesShareRedisBudget(t *testing.T) {
 `)})
 	instance := func(pool int) *Gateway {
 		return policyGateway(t, dir, func(g *Gateway) {
-			g.StoreRaw = []byte(fmt.Sprintf(`{"type":"redis","address":%q,"prefix":"gg-test:","pool_size":%d}`, addr, pool))
+			g.StoreRaw = []byte(fmt.Sprintf(`{"type":"redis","address":%q,"prefix":"gg-test:","pool_size":%d,"timeout":"5s"}`, addr, pool))
 		}, main, mini)
 	}
+	// A generous store timeout: this test is about the shared bound, and a
+	// loaded test machine must not turn slow answers into 503s.
 	gs := []*Gateway{instance(16), instance(17)}
 	var admitted, refused atomic.Int64
 	var wg sync.WaitGroup

@@ -46,6 +46,13 @@ type UpstreamConfig struct {
 	// Bearer for openai). Use a placeholder such as {env.AZURE_OPENAI_API_KEY}
 	// so the key stays out of the config; it is resolved at provisioning.
 	APIKey string `json:"api_key,omitempty"`
+	// LoopbackAPIKey stands in for an empty api_key when the endpoint is
+	// on this machine (localhost or a loopback address), as a local
+	// simulator is; with any other endpoint an empty api_key stays an
+	// error. One config can then run offline against the simulator and,
+	// with the environment set, against a real resource, without the real
+	// key ever being written into the config.
+	LoopbackAPIKey string `json:"loopback_api_key,omitempty"`
 	// Entra authenticates with Microsoft Entra ID client credentials
 	// instead of a key.
 	Entra *EntraConfig `json:"entra,omitempty"`
@@ -195,7 +202,7 @@ func (g *Gateway) newUpstream(repl *caddy.Replacer, uc *UpstreamConfig) (*upstre
 	default:
 		return nil, fmt.Errorf("%s: type must be azure or openai, not %q", u.name, u.kind)
 	}
-	if u.creds, err = g.newCredentials(repl, u, uc); err != nil {
+	if u.creds, err = g.newCredentials(repl, u, uc, isLoopback(base.Hostname())); err != nil {
 		return nil, err
 	}
 	u.state = g.upstreamState(u, base.String())

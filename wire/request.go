@@ -155,14 +155,15 @@ func ParseEmbeddings(body []byte) (Embeddings, error) {
 	return e, nil
 }
 
-// parseObject checks that body is one JSON object. gjson's validator is
-// fast; only on failure do we pay for encoding/json to find the position.
+// parseObject checks that body is one JSON object, not too deep, without
+// duplicate members (Check: one pass); only on a syntax error do we pay
+// for encoding/json to find the position.
 func parseObject(body []byte) (gjson.Result, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return gjson.Result{}, BadRequest("", "invalid_json", "We could not parse the JSON body of your request: the body is empty. Send a JSON object.")
 	}
-	if !gjson.ValidBytes(body) {
-		return gjson.Result{}, syntaxError(body)
+	if err := Check(body); err != nil {
+		return gjson.Result{}, err
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
@@ -176,7 +177,7 @@ func syntaxError(body []byte) *Error {
 	err := json.Unmarshal(body, &raw)
 	var se *json.SyntaxError
 	where := ""
-	if errors.As(err, &se) {
+	if errors.As(err, &se) && len(body) > 0 {
 		line, col := position(body, se.Offset)
 		where = fmt.Sprintf(" at line %d, column %d (byte %d): %s", line, col, se.Offset, se.Error())
 	} else if err != nil {

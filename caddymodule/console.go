@@ -175,7 +175,7 @@ func (cg consoleGateway) Pools() []console.Pool {
 		cp := console.Pool{Name: p.name}
 		now := time.Now().UnixNano()
 		for _, u := range p.order() {
-			cu := console.Upstream{Name: u.name, Kind: u.kind, Deployment: u.deployment, URL: u.chatURL,
+			cu := console.Upstream{Name: u.name, Kind: u.kind, Deployment: u.deployment, URL: u.chatURL, EmbeddingsURL: u.embeddingsURL,
 				Priority: u.priority, Weight: u.weight, Breaker: u.state.breaker.State().String()}
 			if until := u.state.coolUntil.Load(); until > now {
 				cu.CoolingFor = time.Duration(until - now)

@@ -53,9 +53,11 @@ type Upstream struct {
 	Name       string
 	Kind       string // azure or openai
 	Deployment string
-	URL        string
-	Priority   int
-	Weight     int
+	URL        string // chat completions
+	// EmbeddingsURL is where embeddings requests go.
+	EmbeddingsURL string
+	Priority      int
+	Weight        int
 	// Breaker is the circuit breaker's state: closed, half-open or open.
 	Breaker string
 	// CoolingFor is what remains of a 429's retry-after (0: none).

@@ -14,11 +14,12 @@ import (
 	// The Azure OpenAI simulator, aoai_simulator.
 	_ "github.com/groundgate/groundgate/plugins/simulator"
 	// Context sources: embedded records, the local semantic index,
-	// Dataverse and Azure AI Search.
+	// Dataverse, Azure AI Search, and the query rewriter.
 	_ "github.com/groundgate/groundgate/plugins/context/azuresearch"
 	_ "github.com/groundgate/groundgate/plugins/context/dataverse"
 	_ "github.com/groundgate/groundgate/plugins/context/localindex"
 	_ "github.com/groundgate/groundgate/plugins/context/records"
+	_ "github.com/groundgate/groundgate/plugins/context/rewriter"
 	// Content filters.
 	_ "github.com/groundgate/groundgate/plugins/filters/blocklist"
 	_ "github.com/groundgate/groundgate/plugins/filters/contentsafety"

@@ -71,6 +71,9 @@ func (ex *exchange) record() {
 	if ex.g.console != nil {
 		console.Remember(in)
 	}
+	if rw := ex.rewrite; rw != nil {
+		in.QueryRewrite = &post.QueryRewrite{Query: rw.Query, Model: rw.Model, PromptTokens: rw.PromptTokens, CompletionTokens: rw.CompletionTokens}
+	}
 	ex.g.audit.Record(in)
 }
 

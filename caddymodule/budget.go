@@ -332,7 +332,7 @@ func (ex *exchange) settleOne(hb *heldBudget, release bool) {
 			case unitRequests:
 				actual[i] = c.N
 			case unitTokens:
-				actual[i] = prompt + completion
+				actual[i] = prompt + completion + ex.rewriteTokens()
 			case unitMicroUSD:
 				actual[i] = ex.priceMicroUSD(prompt, completion)
 			}

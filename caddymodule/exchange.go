@@ -75,6 +75,9 @@ type exchange struct {
 	// unseenCompletion is what the budgets still charge for its answer.
 	abandoned        bool
 	unseenCompletion int64
+
+	// rewrite is the query rewrite's outcome and tokens (nil: none).
+	rewrite *grounding.Rewritten
 }
 
 // errClientGone means the client went away; nothing more is written.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,11 +32,12 @@ type contextSection struct {
 
 // groundingPlan is a policy's compiled context section.
 type groundingPlan struct {
-	plan    *grounding.Plan
-	records grounding.RecordSource
-	index   grounding.Index
-	failOK  bool // on_error: proceed
-	timeout time.Duration
+	plan     *grounding.Plan
+	records  grounding.RecordSource
+	index    grounding.Index
+	rewriter grounding.Rewriter // the query rewriter (nil: none)
+	failOK   bool               // on_error: proceed
+	timeout  time.Duration
 }
 
 func (g *Gateway) provisionContext(ctx caddy.Context) error {
@@ -48,8 +50,12 @@ func (g *Gateway) provisionContext(ctx caddy.Context) error {
 	}
 	g.recordSources = map[string]grounding.RecordSource{}
 	g.indexes = map[string]grounding.Index{}
+	g.rewriters = map[string]grounding.Rewriter{}
 	for name, m := range mods.(map[string]any) {
 		used := false
+		if rw, ok := m.(grounding.Rewriter); ok {
+			g.rewriters[name], used = rw, true
+		}
 		if rs, ok := m.(grounding.RecordSource); ok {
 			g.recordSources[name], used = rs, true
 		}
@@ -57,7 +63,7 @@ func (g *Gateway) provisionContext(ctx caddy.Context) error {
 			g.indexes[name], used = ix, true
 		}
 		if !used {
-			return fmt.Errorf("context source %q (%T) is neither a record source nor an index", name, m)
+			return fmt.Errorf("context source %q (%T) is neither a record source, an index nor a query rewriter", name, m)
 		}
 	}
 	return nil
@@ -140,6 +146,11 @@ func (g *Gateway) compileContext(p *policies.Policy) (*groundingPlan, error) {
 		if gp.index, err = pick("index", plan.Spec.Articles.Index, g.indexes); err != nil {
 			return nil, fmt.Errorf("%s.articles: %v", where, err)
 		}
+		if rw := plan.Spec.Articles.Query.Rewrite; rw != nil {
+			if gp.rewriter, err = pick("query rewriter", rw.Source, g.rewriters); err != nil {
+				return nil, fmt.Errorf("%s.articles.query.rewrite: %v", where, err)
+			}
+		}
 	}
 	return gp, nil
 }
@@ -154,8 +165,17 @@ func (ex *exchange) ground(gp *groundingPlan, body []byte) (*grounding.Packed, e
 	}
 	ctx, cancel := context.WithTimeout(ex.r.Context(), gp.timeout)
 	defer cancel()
-	res, err := gp.plan.Ground(ctx, grounding.Sources{Records: gp.records, Index: gp.index},
+	res, err := gp.plan.Ground(ctx, grounding.Sources{Records: gp.records, Index: gp.index, Rewriter: gp.rewriter},
 		grounding.Request{Header: ex.r.Header, Body: body}, ex.principal.scope, enc)
+	if rw := res.Rewrite; rw != nil {
+		// The rewrite's tokens are the request's too: settled against
+		// the budgets with the answer's, and audited.
+		ex.rewrite = rw
+		ex.w.Header().Set("X-Groundgate-Rewrite-Tokens", strconv.Itoa(rw.PromptTokens+rw.CompletionTokens))
+		ex.repl.Set("llm.rewrite_tokens", rw.PromptTokens+rw.CompletionTokens)
+		ex.g.logger.Debug("search query rewritten", zap.String("request_id", ex.id), zap.String("policy", ex.policy.Name),
+			zap.Int("prompt_tokens", rw.PromptTokens), zap.Int("completion_tokens", rw.CompletionTokens))
+	}
 	for _, d := range res.Denied {
 		// An audit trail of refused lookups: never the record itself.
 		ex.g.logger.Warn("record outside the principal's scope withheld", zap.String("request_id", ex.id),
@@ -190,4 +210,12 @@ func contextJSON(p *grounding.Packed) json.RawMessage {
 	}
 	b, _ := json.Marshal(map[string]any{"records": p.Records, "docs": p.Docs, "tokens": p.Tokens})
 	return b
+}
+
+// rewriteTokens are the tokens the query rewrite used (0 without one).
+func (ex *exchange) rewriteTokens() int64 {
+	if ex.rewrite == nil {
+		return 0
+	}
+	return int64(ex.rewrite.PromptTokens + ex.rewrite.CompletionTokens)
 }

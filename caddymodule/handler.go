@@ -160,6 +160,7 @@ type Gateway struct {
 
 	recordSources map[string]grounding.RecordSource
 	indexes       map[string]grounding.Index
+	rewriters     map[string]grounding.Rewriter
 	// provisioning is false only for the Caddyfile adapter's policy check,
 	// which has no sources or filters loaded to resolve names against.
 	provisioning bool

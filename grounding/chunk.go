@@ -115,6 +115,7 @@ func (c *chunker) flush() {
 		ArticleID: c.a.ID, Number: c.a.Number, Title: c.a.Title, URL: c.a.URL,
 		ChunkID: strconv.Itoa(len(c.out)), Heading: headingText(c.heading),
 		Text: t, Tokens: c.count(t), Internal: c.a.Internal,
+		Entity: c.a.Entity, Metadata: c.a.Metadata,
 	})
 	c.buf, c.heading = c.buf[:0], ""
 }

@@ -13,8 +13,9 @@
 //     Plan (Compile).
 //  2. Keys: the Plan's Extractor finds record keys (RecordKey: entity,
 //     column, value) in a request header, the request's metadata object,
-//     its user field, or by pattern in the last user message. Built-in
-//     kinds: case (incident.ticketnumber, CAS-01234-X1Y2Z3), account
+//     its user field, or by pattern in the last user message (and, with
+//     an articles section, the user messages within its query lookback).
+//     Built-in kinds: case (incident.ticketnumber, CAS-01234-X1Y2Z3), account
 //     (account.accountnumber, ACC-123456), email (contact.emailaddress1)
 //     and article (knowledgearticle.articlepublicnumber, KA-01234); any
 //     "<entity>.<column>" with a pattern. Values are validated against
@@ -23,7 +24,13 @@
 //     principal's Scope, follows one hop of related records (a case's
 //     customer and contact) and, on request, the notes of the cases
 //     found, keeping only the entities the policy lists.
-//  4. Articles: an Index is searched with the last user message.
+//  4. Articles: the query is built from the conversation as the policy's
+//     articles.query says (BuildQuery: recent turns weighted by recency,
+//     the messages where the index looks for entity names, filters and
+//     boosts from metadata, headers and the records in play), optionally
+//     rewritten by a small chat deployment (Rewriter), and an Index is
+//     searched with it (a QueryIndex with the whole Query, others with its
+//     text).
 //  5. Pack ranks, deduplicates and trims records and chunks to the
 //     budget, numbers the chunks doc1…docN and keeps the mapping (Doc)
 //     for citations.

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/policies"
 )
 
 var (
@@ -115,6 +119,36 @@ func FuzzChunkArticle(f *testing.F) {
 			if !strings.Contains(got, w) && !isHeading(w) {
 				t.Fatalf("word %q lost", w)
 			}
+		}
+	})
+}
+
+// FuzzBuildQuery: any chat body; no panic, the query text within
+// MaxQueryText, weights in (0, 1], at most turns user parts.
+func FuzzBuildQuery(f *testing.F) {
+	f.Add([]byte(`{"messages":[{"role":"user","content":"hotel Avalon"},{"role":"assistant","content":"yes"},{"role":"user","content":"big rooms?"}]}`), uint8(3), uint8(12))
+	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`), uint8(1), uint8(1))
+	f.Add([]byte("{\"messages\":[{\"role\":\"assistant\",\"content\":\"\xff\"}]}"), uint8(0), uint8(0))
+	f.Fuzz(func(t *testing.T, body []byte, turns, lookback uint8) {
+		if !gjson.ValidBytes(body) {
+			return
+		}
+		spec := policies.ArticleQuery{Turns: int(turns%50) + 1, Lookback: int(lookback%200) + 1}
+		q := BuildQuery(Conversation(gjson.ParseBytes(body), 0), spec.WithDefaults())
+		if len(q.Text) > MaxQueryText {
+			t.Fatalf("text of %d bytes", len(q.Text))
+		}
+		users := 0
+		for _, p := range q.Parts {
+			if p.Weight <= 0 || p.Weight > 1 {
+				t.Fatalf("weight %v", p.Weight)
+			}
+			if p.Weight == 1 || strings.TrimSpace(p.Text) == "" {
+				users++
+			}
+		}
+		if users > spec.Turns+1 || len(q.Mentions) > spec.Lookback {
+			t.Fatalf("%d parts, %d mentions for %+v", len(q.Parts), len(q.Mentions), spec)
 		}
 	})
 }

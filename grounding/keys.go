@@ -68,6 +68,10 @@ var plainValue = regexp.MustCompile(`^[A-Za-z0-9@._+:-]{1,256}$`)
 // and share it: it is safe for concurrent use.
 type Extractor struct {
 	specs []compiledSpec
+	// lookback > 1 also searches the user messages among the last
+	// lookback messages, newest first, with message specs: a case
+	// number given turns ago is still the case in play.
+	lookback int
 }
 
 type compiledSpec struct {
@@ -268,23 +272,55 @@ func (x *Extractor) Extract(header http.Header, body []byte) []RecordKey {
 				whole(c, v.Str)
 			}
 		case srcMessage:
-			text := LastUserText(root)
-			if len(text) > maxScan {
-				text = text[:maxScan]
-			}
-			for _, m := range c.find.FindAllStringSubmatch(text, MaxKeys) {
-				v := m[0]
-				if c.group {
-					v = m[1]
+			for i, text := range x.userTexts(root) {
+				if len(text) > maxScan {
+					text = text[:maxScan]
 				}
-				if len(v) > maxValueLen {
-					continue
+				from := c.from
+				if i > 0 {
+					c.from = "earlier message"
 				}
-				if !add(c, v) {
-					return out
+				for _, m := range c.find.FindAllStringSubmatch(text, MaxKeys) {
+					v := m[0]
+					if c.group {
+						v = m[1]
+					}
+					if len(v) > maxValueLen {
+						continue
+					}
+					if !add(c, v) {
+						c.from = from
+						return out
+					}
 				}
+				c.from = from
 			}
 		}
+	}
+	return out
+}
+
+// userTexts are the texts message specs search: the last user message,
+// and with a lookback the other user messages among the last lookback
+// messages, newest first.
+func (x *Extractor) userTexts(root gjson.Result) []string {
+	if x.lookback <= 1 {
+		return []string{LastUserText(root)}
+	}
+	// The last user message whole (Conversation cuts long ones), then
+	// the earlier ones.
+	out := []string{LastUserText(root)}
+	conv := Conversation(root, x.lookback)
+	first := true
+	for i := len(conv) - 1; i >= 0; i-- {
+		if conv[i].Role != "user" {
+			continue
+		}
+		if first {
+			first = false
+			continue
+		}
+		out = append(out, conv[i].Text)
 	}
 	return out
 }

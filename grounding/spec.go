@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/tokens"
 )
 
@@ -33,6 +34,9 @@ import (
 //	    top: 3                  # chunks, [doc1]…[doc3]
 //	    per_article: 2
 //	    exclude_internal: false
+//	    query:                  # see policies.ArticleQuery
+//	      turns: 3
+//	      entities: boost
 type ContextSpec struct {
 	MaxTokens int           `yaml:"max_tokens" json:"max_tokens,omitempty"`
 	Records   *RecordsSpec  `yaml:"records" json:"records,omitempty"`
@@ -66,6 +70,10 @@ type ArticlesSpec struct {
 	PerArticle int `yaml:"per_article" json:"per_article,omitempty"`
 	// ExcludeInternal leaves out articles marked internal.
 	ExcludeInternal bool `yaml:"exclude_internal" json:"exclude_internal,omitempty"`
+	// Query says how the search query is built from the conversation
+	// and what the records and entities in play filter or boost
+	// (default: policies.ArticleQuery's defaults).
+	Query *policies.ArticleQuery `yaml:"query" json:"query,omitempty"`
 }
 
 // Defaults of a context section.
@@ -90,6 +98,7 @@ type Plan struct {
 	Spec      ContextSpec // with defaults filled in
 	extractor *Extractor
 	query     RecordsQuery
+	search    policies.ArticleQuery // the articles' query, defaults filled in
 }
 
 // Compile validates a context section and fills in its defaults.
@@ -140,10 +149,22 @@ func Compile(spec ContextSpec) (*Plan, error) {
 		if as.PerArticle == 0 {
 			as.PerArticle = DefaultPerArticle
 		}
+		if err := as.Query.Validate(); err != nil {
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				errs = append(errs, fmt.Errorf("articles.%w", e))
+			}
+		}
+		p.search = as.Query.WithDefaults()
+		as.Query = &p.search
 		p.Spec.Articles = &as
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if p.extractor != nil && p.Spec.Articles != nil {
+		// The conversation the query reads back is the one record keys
+		// are looked for in.
+		p.extractor.lookback = p.search.Lookback
 	}
 	return p, nil
 }
@@ -157,10 +178,11 @@ func (p *Plan) Keys(header http.Header, body []byte) []RecordKey {
 	return p.extractor.Extract(header, body)
 }
 
-// Sources are the record source and index a plan reads.
+// Sources are the record source, index and query rewriter a plan reads.
 type Sources struct {
-	Records RecordSource // nil: no records
-	Index   Index        // nil: no articles
+	Records  RecordSource // nil: no records
+	Index    Index        // nil: no articles
+	Rewriter Rewriter     // nil: no query rewrite (a policy that asks for one fails to compile in the gateway)
 }
 
 // Request is what grounding reads from a chat request.
@@ -174,16 +196,23 @@ type Result struct {
 	Packed Packed
 	Keys   []RecordKey // the keys the request named
 	Denied []Denied    // records refused by scope: log them (audit)
-	Query  string      // the text searched (the last user message)
+	Query  string      // the text searched (Query.Text, or the rewrite)
 	Hits   int         // chunks the index returned before packing
+	// Rewrite is the query rewrite's outcome when the policy asked for
+	// one (nil otherwise): its tokens count against the budgets and go
+	// to the audit log.
+	Rewrite *Rewritten
 }
 
 // Ground runs the plan for one request: extracts record keys, resolves
-// them in src.Records under scope, searches src.Index with the last user
-// message, and packs both into the budget. The lookup and the search run
-// concurrently. When a source fails, the other's context is still packed
-// and the error is returned alongside: the caller decides whether to
-// answer without that context or fail.
+// them in src.Records under scope, builds the search query from the
+// conversation (and has it rewritten when the policy says so), searches
+// src.Index, and packs both into the budget. The lookup and the search
+// run concurrently unless the query needs the records in play. When a
+// source fails, the other's context is still packed and the error is
+// returned alongside: the caller decides whether to answer without that
+// context or fail. A failed rewrite falls back to the conversation's own
+// query and is reported the same way.
 func (p *Plan) Ground(ctx context.Context, src Sources, req Request, scope *Scope, enc *tokens.Encoder) (Result, error) {
 	var res Result
 	var root gjson.Result
@@ -191,40 +220,57 @@ func (p *Plan) Ground(ctx context.Context, src Sources, req Request, scope *Scop
 		root = gjson.ParseBytes(req.Body)
 	}
 	var (
-		records         []Record
-		hits            []Hit
-		recErr, hitErr  error
-		wg              sync.WaitGroup
-		doRecs, doIndex bool
+		records                []Record
+		hits                   []Hit
+		recErr, hitErr, rwErr  error
+		wg                     sync.WaitGroup
+		doRecs, doIndex, after bool
+		q                      Query
 	)
 	if p.Spec.Records != nil && src.Records != nil {
 		res.Keys = p.extractor.Extract(req.Header, req.Body)
 		doRecs = len(res.Keys) > 0
 	}
 	if a := p.Spec.Articles; a != nil && src.Index != nil {
-		res.Query = strings.TrimSpace(LastUserText(root))
-		doIndex = res.Query != ""
+		conv := Conversation(root, 0)
+		q = BuildQuery(conv, p.search)
+		if r := p.search.Rewrite; r != nil && src.Rewriter != nil && q.Text != "" {
+			rw, err := rewrite(ctx, src.Rewriter, conv, *r, enc)
+			if err != nil {
+				rwErr = fmt.Errorf("query rewrite: %w", err)
+			} else {
+				res.Rewrite = &rw
+				q = withRewrite(q, rw.Query, *r.Keep)
+			}
+		}
+		res.Query = q.Text
+		doIndex = q.Text != ""
+		after = doRecs && needsRecords(p.search.Match)
 	}
-	search := func() {
+	search := func(inPlay []Record) {
 		a := p.Spec.Articles
+		q.Match = matchValues(p.search.Match, root, req.Header, inPlay)
 		// Ask for more than Top: packing drops duplicates and chunks that
 		// do not fit.
-		hits, hitErr = src.Index.Search(ctx, res.Query, a.Top*3, Filter{ExcludeInternal: a.ExcludeInternal, PerArticle: a.PerArticle})
+		hits, hitErr = p.SearchQuery(ctx, src.Index, q, a.Top*3)
 		if hitErr != nil {
 			hits = nil
 		}
 	}
-	if doRecs && doIndex {
+	if doRecs && doIndex && !after {
 		wg.Add(1)
-		go func() { defer wg.Done(); search() }()
-	} else if doIndex {
-		search()
+		go func() { defer wg.Done(); search(nil) }()
+	} else if doIndex && !after {
+		search(nil)
 	}
 	if doRecs {
 		records, res.Denied, recErr = Resolve(ctx, src.Records, res.Keys, scope, p.query)
 		if recErr != nil {
 			records = nil
 		}
+	}
+	if doIndex && after {
+		search(records)
 	}
 	wg.Wait()
 	res.Hits = len(hits)
@@ -246,5 +292,33 @@ func (p *Plan) Ground(ctx context.Context, src Sources, req Request, scope *Scop
 	if hitErr != nil {
 		hitErr = fmt.Errorf("articles: %w", hitErr)
 	}
-	return res, errors.Join(recErr, hitErr)
+	return res, errors.Join(recErr, hitErr, rwErr)
+}
+
+// Query builds the search query of a request as the plan says (without
+// rewrite and record matches): what Ground searches for the request's
+// conversation.
+func (p *Plan) Query(body []byte) Query {
+	if !gjson.ValidBytes(body) {
+		return Query{}
+	}
+	root := gjson.ParseBytes(body)
+	q := BuildQuery(Conversation(root, 0), p.search)
+	q.Match = matchValues(p.search.Match, root, nil, nil)
+	return q
+}
+
+// SearchQuery searches idx for q the way Ground does: with the whole
+// query when idx is a QueryIndex, else with q.Text; at most k chunks,
+// under the plan's filter.
+func (p *Plan) SearchQuery(ctx context.Context, idx Index, q Query, k int) ([]Hit, error) {
+	a := p.Spec.Articles
+	if a == nil || idx == nil || q.Text == "" {
+		return nil, nil
+	}
+	f := Filter{ExcludeInternal: a.ExcludeInternal, PerArticle: a.PerArticle}
+	if qi, ok := idx.(QueryIndex); ok {
+		return qi.SearchQuery(ctx, q, k, f)
+	}
+	return idx.Search(ctx, q.Text, k, f)
 }

@@ -160,6 +160,13 @@ type Article struct {
 	// content is converted on load, see HTMLToText).
 	Content  string `json:"content"`
 	Internal bool   `json:"internal,omitempty"` // isinternal
+	// Entity is what the article is about (a product, a hotel, a
+	// restaurant): indexes match the entity names a conversation
+	// mentions against it, and policies filter or boost by it.
+	Entity string `json:"entity,omitempty"`
+	// Metadata are further fields policies filter or boost by (product,
+	// category, domain …), compared case-insensitively.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ArticleSource lists knowledge articles for an index to ingest (for
@@ -180,6 +187,10 @@ type Chunk struct {
 	Text      string `json:"text"`
 	Tokens    int    `json:"tokens"` // tokens of Text, counted when chunking
 	Internal  bool   `json:"internal,omitempty"`
+	// Entity and Metadata are the article's (shared, not copied: never
+	// modify them).
+	Entity   string            `json:"entity,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 	// TextHash is TextHash(Text) when the source computed it ahead (an
 	// index does, once per chunk); 0 means not computed.
 	TextHash uint64 `json:"-"`

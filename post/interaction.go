@@ -49,6 +49,9 @@ type Interaction struct {
 	PromptTokens     int64   `json:"prompt_tokens"`
 	CompletionTokens int64   `json:"completion_tokens"`
 	Cost             float64 `json:"cost"`
+	// QueryRewrite is the search query a small model wrote for the
+	// knowledge index, and its tokens (charged to the budgets too).
+	QueryRewrite *QueryRewrite `json:"query_rewrite,omitempty"`
 	// FilterActions are what the content filters did.
 	FilterActions []FilterAction `json:"filter_actions,omitempty"`
 	// Citations summarises what the citations post-processor did.
@@ -130,4 +133,12 @@ func (in *Interaction) SetContext(p *grounding.Packed, res *Result) {
 		Cited: len(res.Cited), Invented: res.Invented, Duplicates: res.Duplicates,
 		Ungrounded: res.Ungrounded, Refused: res.Refused,
 	}
+}
+
+// QueryRewrite is a query rewrite of grounding, for the audit record.
+type QueryRewrite struct {
+	Query            string `json:"query"`
+	Model            string `json:"model,omitempty"`
+	PromptTokens     int    `json:"prompt_tokens"`
+	CompletionTokens int    `json:"completion_tokens"`
 }

@@ -112,6 +112,8 @@ type AzureSearch struct {
 	// Tokenizer is the model whose tokenizer counts hit tokens. Default
 	// gpt-4o.
 	Tokenizer string `json:"tokenizer,omitempty"`
+	// Boost sends policy boosts as a scoring profile's tag parameters.
+	Boost *Boost `json:"boost,omitempty"`
 
 	url     string
 	creds   credentials
@@ -144,6 +146,23 @@ type Fields struct {
 	// Internal is a boolean field marking internal articles; with it,
 	// searches that exclude internal articles filter on it.
 	Internal string `json:"internal,omitempty"`
+	// Entity is the field naming what a document is about (a product, a
+	// hotel); policies filter and boost on it (field "entity").
+	Entity string `json:"entity,omitempty"`
+	// Metadata maps the metadata fields policies filter and boost on
+	// (e.g. product, category) to index fields.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Boost says how a policy's boosts reach the service. Without it, boost
+// values are added to the search text.
+type Boost struct {
+	// ScoringProfile is the index's scoring profile with tag functions.
+	ScoringProfile string `json:"scoring_profile"`
+	// Parameters maps the policy's fields (entity, product …) to the
+	// tag parameters of the profile's functions, sent as
+	// scoringParameters "<parameter>-<value>,<value>".
+	Parameters map[string]string `json:"parameters"`
 }
 
 // Entra configures Microsoft Entra ID client credentials.
@@ -384,9 +403,24 @@ func (s *AzureSearch) Validate() error {
 	}
 	f := s.fields()
 	for name, v := range map[string]string{"id": f.ID, "article": f.Article, "number": f.Number, "title": f.Title,
-		"content": f.Content, "url": f.URL, "vector": f.Vector, "internal": f.Internal} {
+		"content": f.Content, "url": f.URL, "vector": f.Vector, "internal": f.Internal, "entity": f.Entity} {
 		if v != "" && !fieldNameRE.MatchString(v) {
 			return fmt.Errorf("azure_search: fields %s: %q is not a field name", name, v)
+		}
+	}
+	for name, v := range f.Metadata {
+		if !fieldNameRE.MatchString(v) {
+			return fmt.Errorf("azure_search: fields metadata %s: %q is not a field name", name, v)
+		}
+	}
+	if b := s.Boost; b != nil {
+		if !fieldNameRE.MatchString(b.ScoringProfile) || len(b.Parameters) == 0 {
+			return errors.New("azure_search: boost needs a scoring_profile name and parameters")
+		}
+		for name, v := range b.Parameters {
+			if !fieldNameRE.MatchString(v) {
+				return fmt.Errorf("azure_search: boost parameters %s: %q is not a parameter name", name, v)
+			}
 		}
 	}
 	for _, v := range s.Select {

@@ -33,6 +33,11 @@ import (
 //	        url <field>
 //	        vector <field>
 //	        internal <field>
+//	        entity <field>
+//	        metadata <policy field> <index field>   # repeatable
+//	    }
+//	    boost <scoring profile> {                   # policy boosts as tag parameters
+//	        <policy field> <tag parameter>
 //	    }
 //	    k <n>
 //	    select <field[,field…]…>
@@ -112,6 +117,8 @@ func (s *AzureSearch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = s.parseEmbeddings(d)
 		case "chunk_tokens":
 			err = caddyargs.Int(d, &s.ChunkTokens)
+		case "boost":
+			err = s.parseBoost(d)
 		case "tokenizer":
 			err = caddyargs.String(d, &s.Tokenizer)
 		default:
@@ -166,14 +173,28 @@ func (s *AzureSearch) parseFields(d *caddyfile.Dispenser) error {
 	f := &s.Fields
 	targets := map[string]*string{
 		"id": &f.ID, "article": &f.Article, "number": &f.Number, "title": &f.Title,
-		"content": &f.Content, "url": &f.URL, "vector": &f.Vector, "internal": &f.Internal,
+		"content": &f.Content, "url": &f.URL, "vector": &f.Vector, "internal": &f.Internal, "entity": &f.Entity,
 	}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		if name == "metadata" {
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("fields: metadata: expected <policy field> <index field>")
+			}
+			if f.Metadata == nil {
+				f.Metadata = map[string]string{}
+			}
+			if _, dup := f.Metadata[args[0]]; dup {
+				return d.Errf("fields: metadata %s given twice", args[0])
+			}
+			f.Metadata[args[0]] = args[1]
+			continue
+		}
 		dst, ok := targets[name]
 		if !ok {
-			return d.Errf("unrecognized azure_search fields subdirective %q (known: id, article, number, title, content, url, vector, internal)", name)
+			return d.Errf("unrecognized azure_search fields subdirective %q (known: id, article, number, title, content, url, vector, internal, entity, metadata)", name)
 		}
 		if seen[name] {
 			return d.Errf("fields: %s given twice", name)
@@ -223,3 +244,26 @@ func (s *AzureSearch) parseEmbeddings(d *caddyfile.Dispenser) error {
 }
 
 var _ caddyfile.Unmarshaler = (*AzureSearch)(nil)
+
+func (s *AzureSearch) parseBoost(d *caddyfile.Dispenser) error {
+	if s.Boost != nil {
+		return d.Errf("boost given twice")
+	}
+	b := &Boost{Parameters: map[string]string{}}
+	if !d.AllArgs(&b.ScoringProfile) {
+		return d.Errf("boost: expected the scoring profile's name")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		field := d.Val()
+		var param string
+		if !d.AllArgs(&param) {
+			return d.Errf("boost: expected <policy field> <tag parameter>")
+		}
+		if _, dup := b.Parameters[field]; dup {
+			return d.Errf("boost: %s given twice", field)
+		}
+		b.Parameters[field] = param
+	}
+	s.Boost = b
+	return nil
+}

@@ -40,6 +40,8 @@ type searchBody struct {
 	Answers               string        `json:"answers,omitempty"`
 	VectorQueries         []vectorQuery `json:"vectorQueries,omitempty"`
 	Filter                string        `json:"filter,omitempty"`
+	ScoringProfile        string        `json:"scoringProfile,omitempty"`
+	ScoringParameters     []string      `json:"scoringParameters,omitempty"`
 	Select                string        `json:"select,omitempty"`
 	Top                   int           `json:"top"`
 }
@@ -72,7 +74,20 @@ type plan struct {
 // body builds the request body for text; vec is the query's vector
 // (nil for keyword and semantic queries and for text vector queries).
 func (p *plan) body(text string, top int, vec []float32, f grounding.Filter) ([]byte, bool) {
-	b := searchBody{Top: top, Select: p.selectList}
+	return p.bodyWith(text, top, vec, f, extras{})
+}
+
+// extras are what a conversation-aware query adds to a search: OData
+// clauses from the policy's filters, and a scoring profile's tag
+// parameters from its boosts.
+type extras struct {
+	clauses []string
+	profile string
+	params  []string
+}
+
+func (p *plan) bodyWith(text string, top int, vec []float32, f grounding.Filter, x extras) ([]byte, bool) {
+	b := searchBody{Top: top, Select: p.selectList, ScoringProfile: x.profile, ScoringParameters: x.params}
 	if p.queryType != Vector {
 		b.Search = text
 		b.QueryType = "simple"
@@ -96,6 +111,12 @@ func (p *plan) body(text string, top int, vec []float32, f grounding.Filter) ([]
 	filter, ok := p.filter(f)
 	if !ok {
 		return nil, false
+	}
+	if len(x.clauses) > 0 {
+		if filter != "" {
+			x.clauses = append([]string{filter}, x.clauses...)
+		}
+		filter = strings.Join(x.clauses, " and ")
 	}
 	b.Filter = filter
 	out, err := json.Marshal(b)

@@ -20,6 +20,10 @@ import (
 // the order of the BM25 @search.score. Hybrid queries without the ranker
 // are fused by the service (RRF) and set neither rank.
 func (s *AzureSearch) Search(ctx context.Context, query string, k int, f grounding.Filter) ([]grounding.Hit, error) {
+	return s.search(ctx, query, k, f, extras{})
+}
+
+func (s *AzureSearch) search(ctx context.Context, query string, k int, f grounding.Filter, x extras) ([]grounding.Hit, error) {
 	if s.c == nil {
 		return nil, errors.New("azure_search: not provisioned")
 	}
@@ -39,7 +43,7 @@ func (s *AzureSearch) Search(ctx context.Context, query string, k int, f groundi
 			return nil, err
 		}
 	}
-	body, ok := s.plan.body(text, top, vec, f)
+	body, ok := s.plan.bodyWith(text, top, vec, f, x)
 	if !ok {
 		return nil, nil // only unusable article numbers: nothing can match
 	}

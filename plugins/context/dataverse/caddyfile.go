@@ -24,6 +24,7 @@ import (
 //	    search on|off [{
 //	        entities <table…>
 //	        search_columns <column[,column…]…>
+//	        match_column <policy field> <column>   # repeatable
 //	        chunk_tokens <n>
 //	        tokenizer <model>
 //	    }]
@@ -149,6 +150,20 @@ func (d *Dataverse) parseSearch(disp *caddyfile.Dispenser) error {
 			err = caddyargs.Int(disp, &s.ChunkTokens)
 		case "tokenizer":
 			err = caddyargs.String(disp, &s.Tokenizer)
+		case "match_column":
+			// repeatable: match_column <policy field> <column>
+			delete(seen, name)
+			args := disp.RemainingArgs()
+			if len(args) != 2 {
+				return disp.Errf("search: match_column: expected <policy field> <column>")
+			}
+			if s.MatchColumns == nil {
+				s.MatchColumns = map[string]string{}
+			}
+			if _, dup := s.MatchColumns[args[0]]; dup {
+				return disp.Errf("search: match_column %s given twice", args[0])
+			}
+			s.MatchColumns[args[0]] = args[1]
 		default:
 			return disp.Errf("unrecognized dataverse search subdirective %q", name)
 		}

@@ -143,6 +143,12 @@ type SearchConfig struct {
 	// Tokenizer is the model whose tokenizer counts chunk tokens.
 	// Default gpt-4o.
 	Tokenizer string `json:"tokenizer,omitempty"`
+	// MatchColumns maps the fields policies filter and boost articles by
+	// (entity, product, category …) to knowledgearticle columns, as
+	// Dynamics 365's knowledge filters do (e.g. {"product":
+	// "msdyn_productname"}). Filters become search filter clauses;
+	// boosts put their values in front of the search text.
+	MatchColumns map[string]string `json:"match_columns,omitempty"`
 }
 
 // DefaultSearchColumns are the columns searched when none are configured.
@@ -232,7 +238,7 @@ func (d *Dataverse) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("dataverse: search tokenizer: %v", err)
 		}
-		d.search = &searcher{enc: enc, chunkTokens: s.ChunkTokens, entities: s.Entities, columns: s.SearchColumns}
+		d.search = &searcher{enc: enc, chunkTokens: s.ChunkTokens, entities: s.Entities, columns: s.SearchColumns, match: s.MatchColumns}
 		if d.search.chunkTokens == 0 {
 			d.search.chunkTokens = grounding.DefaultChunkTokens
 		}
@@ -352,6 +358,11 @@ func (d *Dataverse) Validate() error {
 		for _, c := range s.SearchColumns {
 			if !isColumnName(c) {
 				return fmt.Errorf("dataverse: search: %q is not a column name", c)
+			}
+		}
+		for f, c := range s.MatchColumns {
+			if !isColumnName(c) {
+				return fmt.Errorf("dataverse: search: match_columns %s: %q is not a column name", f, c)
 			}
 		}
 		if s.ChunkTokens < 0 || s.ChunkTokens > 0 && s.ChunkTokens < 32 {

@@ -29,7 +29,8 @@ type searcher struct {
 	enc         *tokens.Encoder
 	chunkTokens int
 	entities    []string
-	columns     []string // SearchColumns
+	columns     []string          // SearchColumns
+	match       map[string]string // MatchColumns
 }
 
 // searchEntity is one element of the request's entities string.
@@ -58,6 +59,10 @@ type searchRequest struct {
 // content search does not return (content not in the search index) are
 // read from the Web API in one request.
 func (d *Dataverse) Search(ctx context.Context, query string, k int, f grounding.Filter) ([]grounding.Hit, error) {
+	return d.searchWith(ctx, query, k, f, nil)
+}
+
+func (d *Dataverse) searchWith(ctx context.Context, query string, k int, f grounding.Filter, more []string) ([]grounding.Hit, error) {
 	if d.c == nil {
 		return nil, errors.New("dataverse: not provisioned")
 	}
@@ -71,6 +76,9 @@ func (d *Dataverse) Search(ctx context.Context, query string, k int, f grounding
 	filter, ok := searchFilter(f)
 	if !ok {
 		return nil, nil // only unusable article numbers: nothing can match
+	}
+	for _, c := range more {
+		filter += " and " + c
 	}
 	body, err := d.searchBody(text, min(k, maxSearchTop), filter)
 	if err != nil {

@@ -22,10 +22,11 @@ const (
 	weightDescription = 1.5
 	weightHeading     = 2
 	weightText        = 1
+	weightEntity      = 2
 )
 
 // fieldWeightsVersion is part of the snapshot settings.
-const fieldWeightsVersion = "t3k2d1.5h2x1"
+const fieldWeightsVersion = "t3k2d1.5h2x1e2"
 
 // docTerms computes a chunk's weighted term frequencies and length.
 func docTerms(c grounding.Chunk, keywords []string, description string) (terms []string, tf []float32, length float32) {
@@ -43,6 +44,9 @@ func docTerms(c grounding.Chunk, keywords []string, description string) (terms [
 	add(description, weightDescription)
 	add(c.Heading, weightHeading)
 	add(c.Text, weightText)
+	if c.Entity != "" && !strings.EqualFold(c.Entity, c.Title) {
+		add(c.Entity, weightEntity)
+	}
 	terms = make([]string, 0, len(freq))
 	for t := range freq {
 		terms = append(terms, t)
@@ -71,9 +75,17 @@ type index struct {
 	terms   map[string][]posting
 	avgLen  float32
 	numbers map[string][]int32 // lower(article number) → docs
+	// fields maps "entity", "title" and metadata names to lower(value)
+	// → docs, for filters and boosts.
+	fields   map[string]map[string][]int32
+	entities *entityTable
+	sem      *semantic // nil: semantic off
+	semDocs  [][]float32
 }
 
-func buildIndex(chunks []snapChunk) *index {
+func (ix *index) termIDF(t string) float32 { return ix.idf(len(ix.terms[t])) }
+
+func buildIndex(chunks []snapChunk, withSemantic bool) *index {
 	ix := &index{
 		chunks:  make([]grounding.Chunk, len(chunks)),
 		lengths: make([]float32, len(chunks)),
@@ -96,6 +108,35 @@ func buildIndex(chunks []snapChunk) *index {
 		}
 		n := strings.ToLower(c.Chunk.Number)
 		ix.numbers[n] = append(ix.numbers[n], int32(i))
+		ix.addField(grounding.FieldTitle, c.Chunk.Title, int32(i))
+		ix.addField(grounding.FieldEntity, c.Chunk.Entity, int32(i))
+		for k, v := range c.Chunk.Metadata {
+			ix.addField(k, v, int32(i))
+		}
+	}
+	entityOf := make([]string, len(ix.chunks))
+	for i := range ix.chunks {
+		entityOf[i] = ix.chunks[i].Entity
+	}
+	ix.entities = buildEntities(entityOf, ix.distinctive, func(w string) bool { return len(ix.terms[stem(w)]) > 0 })
+	if withSemantic {
+		texts := make([][]string, len(ix.chunks))
+		for i, c := range ix.chunks {
+			texts[i] = analyze(c.Title+"\n"+c.Heading+"\n"+c.Text, nil)
+		}
+		ix.sem = buildSemantic(texts, func(t string) int { return len(ix.terms[t]) })
+		if ix.sem != nil {
+			ix.semDocs = make([][]float32, len(texts))
+			var buf []wterm
+			for i, ws := range texts {
+				buf = buf[:0]
+				for _, w := range ws {
+					buf = append(buf, wterm{term: w, w: 1})
+				}
+				ix.semDocs[i] = ix.sem.textVec(buf, ix.termIDF)
+			}
+			go ix.sem.warm()
+		}
 	}
 	if len(chunks) > 0 {
 		ix.avgLen = float32(total / float64(len(chunks)))
@@ -105,6 +146,40 @@ func buildIndex(chunks []snapChunk) *index {
 	}
 	return ix
 }
+
+func (ix *index) addField(field, value string, doc int32) {
+	if value == "" {
+		return
+	}
+	if ix.fields == nil {
+		ix.fields = map[string]map[string][]int32{}
+	}
+	m := ix.fields[field]
+	if m == nil {
+		m = map[string][]int32{}
+		ix.fields[field] = m
+	}
+	v := strings.ToLower(strings.TrimSpace(value))
+	m[v] = append(m[v], doc)
+}
+
+// distinctive reports whether word (a name word) is rare in the
+// documents other than own (an entity's, ascending): then it may name
+// the entity alone.
+func (ix *index) distinctive(word string, own []int32) bool {
+	list := ix.terms[stem(word)]
+	other := 0
+	for _, p := range list {
+		if _, mine := slices.BinarySearch(own, p.doc); !mine {
+			other++
+		}
+	}
+	return float64(other) <= distinctiveShare*float64(len(ix.chunks))
+}
+
+// distinctiveShare is the share of documents a name word may appear in,
+// outside its entity, and still name the entity alone.
+const distinctiveShare = 0.002
 
 type scored struct {
 	doc   int32
@@ -230,4 +305,10 @@ func fuse(k float32, lexical, semantic []scored) []fused {
 	}
 	slices.SortFunc(out, func(a, b fused) int { return byScore(a.scored, b.scored) })
 	return out
+}
+
+// idf is BM25's inverse document frequency of a term in df documents.
+func (ix *index) idf(df int) float32 {
+	N, f := float64(len(ix.chunks)), float64(df)
+	return float32(math.Log(1 + (N-f+0.5)/(f+0.5)))
 }

@@ -93,6 +93,7 @@ type buildConfig struct {
 	enc         *tokens.Encoder
 	chunkTokens int
 	path        string
+	semantic    bool
 }
 
 func settingsString(chunkTokens int, enc *tokens.Encoder) string {
@@ -194,7 +195,7 @@ func build(ctx context.Context, units []unit, cfg buildConfig, warn func(string,
 		}
 	}
 
-	ix := buildIndex(all)
+	ix := buildIndex(all, cfg.semantic)
 	st.Units, st.Articles, st.Chunks, st.Terms = len(next.Units), len(articles), len(all), len(ix.terms)
 
 	if cfg.path != "" && (prev == nil || st.Reindexed > 0 || st.Removed > 0 || st.Embedded > 0 || prev.Embed != cfg.embedID) {

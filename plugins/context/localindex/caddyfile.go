@@ -20,6 +20,16 @@ import (
 //	    chunk_tokens <n>
 //	    tokenizer <model>
 //	    rrf_k <n>
+//	    semantic terms|off
+//	    documents <json file|dir...> {         # repeatable: one block per mapping
+//	        each <path with * segments>        # where the documents are; default *
+//	        id <ref>                           # default: the document's location
+//	        title <ref>                        # default title
+//	        body <ref...>                      # default body
+//	        entity <ref>
+//	        url <ref>
+//	        metadata <name> <ref>              # repeatable
+//	    }
 //	    embeddings {
 //	        endpoint <url>
 //	        deployment <name>
@@ -55,6 +65,11 @@ func (li *LocalIndex) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = caddyargs.Int(d, &li.ChunkTokens)
 		case "tokenizer":
 			err = caddyargs.String(d, &li.Tokenizer)
+		case "semantic":
+			err = caddyargs.String(d, &li.Semantic)
+			if err == nil && li.Semantic != SemanticTerms && li.Semantic != SemanticOff {
+				err = d.Errf("semantic: expected terms or off, got %q", li.Semantic)
+			}
 		case "rrf_k":
 			var n int
 			err = caddyargs.Int(d, &n)
@@ -63,6 +78,8 @@ func (li *LocalIndex) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = li.parseArticlesFrom(d)
 		case "embeddings":
 			err = li.parseEmbeddings(d)
+		case "documents":
+			err = li.parseDocuments(d)
 		default:
 			return d.Errf("unrecognized local_index subdirective %q", d.Val())
 		}
@@ -95,6 +112,55 @@ func (li *LocalIndex) parseArticlesFrom(d *caddyfile.Dispenser) error {
 		return err
 	}
 	li.ArticlesFromRaw = caddyconfig.JSONModuleObject(unm, "source", name, nil)
+	return nil
+}
+
+func (li *LocalIndex) parseDocuments(d *caddyfile.Dispenser) error {
+	doc := Documents{Paths: d.RemainingArgs()}
+	if len(doc.Paths) == 0 {
+		return d.Errf("documents: expected one or more JSON files or directories")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "each":
+			err = caddyargs.String(d, &doc.Each)
+		case "id":
+			err = caddyargs.String(d, &doc.ID)
+		case "title":
+			err = caddyargs.String(d, &doc.Title)
+		case "body":
+			doc.Body = append(doc.Body, d.RemainingArgs()...)
+			if len(doc.Body) == 0 {
+				return d.Errf("documents: body: expected one or more field references")
+			}
+		case "entity":
+			err = caddyargs.String(d, &doc.Entity)
+		case "url":
+			err = caddyargs.String(d, &doc.URL)
+		case "metadata":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("documents: metadata: expected <name> <field reference>")
+			}
+			if doc.Metadata == nil {
+				doc.Metadata = map[string]string{}
+			}
+			if _, dup := doc.Metadata[args[0]]; dup {
+				return d.Errf("documents: metadata %q given twice", args[0])
+			}
+			doc.Metadata[args[0]] = args[1]
+		default:
+			return d.Errf("unrecognized documents subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := doc.compile(); err != nil {
+		return d.Errf("%v", err)
+	}
+	li.Documents = append(li.Documents, doc)
 	return nil
 }
 

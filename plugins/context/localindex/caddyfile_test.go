@@ -110,3 +110,41 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestCaddyfileDocuments(t *testing.T) {
+	li, err := parse(t, `local_index {
+		semantic off
+		documents /srv/kb/knowledge.json /srv/kb/more {
+			each *.*.faqs.*
+			id $2
+			title question
+			body answer ../notes
+			entity ../../name
+			url 'https://kb.example/faq'
+			metadata domain $1
+			metadata type 'faq'
+		}
+		documents /srv/kb/flat.json
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(li)
+	want := `{"documents":[{"paths":["/srv/kb/knowledge.json","/srv/kb/more"],"each":"*.*.faqs.*","id":"$2","title":"question","body":["answer","../notes"],"entity":"../../name","url":"'https://kb.example/faq'","metadata":{"domain":"$1","type":"'faq'"}},{"paths":["/srv/kb/flat.json"]}],"semantic":"off"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	for input, msg := range map[string]string{
+		"local_index {\n documents\n}":                                            "expected one or more JSON files",
+		"local_index {\n documents a.json {\n each\n }\n}":                        "wrong argument count",
+		"local_index {\n documents a.json {\n metadata x\n }\n}":                  "metadata: expected <name> <field reference>",
+		"local_index {\n documents a.json {\n metadata x a\n metadata x b\n }\n}": `metadata "x" given twice`,
+		"local_index {\n documents a.json {\n title $2\n }\n}":                    "$2 but each has 1 wildcards",
+		"local_index {\n documents a.json {\n colour red\n }\n}":                  `unrecognized documents subdirective "colour"`,
+		"local_index {\n semantic maybe\n}":                                       "semantic: expected terms or off",
+	} {
+		if _, err := parse(t, input); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%q: err %v, want %q", input, err, msg)
+		}
+	}
+}

@@ -6,7 +6,8 @@
 //
 // Sources, in this order of precedence: the configured paths (Markdown
 // with YAML front matter, HTML or JSON article files, directories are read
-// recursively, globs allowed), or the articles of an article source module
+// recursively, globs allowed) and documents (JSON corpora with mapped
+// fields, one unit per document), or the articles of an article source module
 // (articles_from, e.g. a records source's knowledgearticle table), or —
 // when neither is configured — the embedded sample articles (package
 // sampledata).
@@ -39,8 +40,15 @@
 //	  "chunk_tokens": 400,
 //	  "tokenizer": "gpt-4o",
 //	  "rrf_k": 60,
+//	  "semantic": "terms",
+//	  "documents": [{ see Documents }],
 //	  "embeddings": { see Embeddings }
 //	}
+//
+// Searches through SearchQuery (grounding.QueryIndex) take the whole
+// conversation-aware query: weighted turns, the entity names its
+// messages mention (matched against the documents' entity field, see
+// entities.go), and the policy's field filters and boosts.
 package localindex
 
 import (
@@ -73,6 +81,9 @@ const (
 	DefaultName      = "knowledge"
 	DefaultTokenizer = "gpt-4o"
 	DefaultRRFK      = 60
+	// Semantic signals.
+	SemanticTerms = "terms"
+	SemanticOff   = "off"
 	// searchDepth is how many candidates each ranking contributes to
 	// fusion (at least; more when k is large).
 	searchDepth = 50
@@ -100,6 +111,14 @@ type LocalIndex struct {
 	Tokenizer string `json:"tokenizer,omitempty"`
 	// RRFK is the k of reciprocal rank fusion (hybrid only). Default 60.
 	RRFK float64 `json:"rrf_k,omitempty"`
+	// Documents are JSON corpora (FAQs, reviews …) with their fields
+	// mapped; they may be combined with paths.
+	Documents []Documents `json:"documents,omitempty"`
+	// Semantic is the offline semantic signal: "terms" (default) expands
+	// query terms with the terms used in the same contexts in the
+	// indexed articles (term vectors learned when the index is built);
+	// "off" ranks by BM25 alone. It works with or without embeddings.
+	Semantic string `json:"semantic,omitempty"`
 	// Embeddings turns on hybrid ranking.
 	Embeddings *Embeddings `json:"embeddings,omitempty"`
 
@@ -153,8 +172,8 @@ func (li *LocalIndex) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("tokenizer: %v", err)
 	}
-	if len(li.Paths) > 0 && li.ArticlesFromRaw != nil {
-		return errors.New("give paths or articles_from, not both")
+	if (len(li.Paths) > 0 || len(li.Documents) > 0) && li.ArticlesFromRaw != nil {
+		return errors.New("give paths and documents, or articles_from, not both")
 	}
 	// LoadModule drops the raw JSON: keep it to identify the snapshot.
 	li.articlesFrom = string(li.ArticlesFromRaw)
@@ -184,11 +203,12 @@ func (li *LocalIndex) Provision(ctx caddy.Context) error {
 	embedID := li.Embeddings.identity()
 	sum := sha256.Sum256([]byte(identity))
 	path := filepath.Join(dir, safeName(li.Name)+"-"+hex.EncodeToString(sum[:8])+".gob")
-	li.poolKey = strings.Join([]string{path, settings, embedID, fingerprint(units)}, "|")
+	li.poolKey = strings.Join([]string{path, settings, embedID, li.Semantic, fingerprint(units)}, "|")
 
 	val, loaded, err := pool.LoadOrNew(li.poolKey, func() (caddy.Destructor, error) {
 		ix, st, err := build(ctx, units, buildConfig{
 			settings: settings, embedID: embedID, emb: li.emb, enc: enc, chunkTokens: li.ChunkTokens, path: path,
+			semantic: li.Semantic != SemanticOff,
 		}, func(msg string, err error) { li.logger.Warn(msg, zap.String("snapshot", path), zap.Error(err)) })
 		if err != nil {
 			return nil, err
@@ -213,7 +233,22 @@ func (li *LocalIndex) Provision(ctx caddy.Context) error {
 func (li *LocalIndex) units(ctx context.Context, repl *caddy.Replacer) ([]unit, string, error) {
 	var units []unit
 	var ident []string
+	for i := range li.Documents {
+		d := &li.Documents[i]
+		m, err := d.compile()
+		if err != nil {
+			return nil, "", fmt.Errorf("documents[%d]: %v", i, err)
+		}
+		us, err := documentUnits(d, m, func(p string) string { return repl.ReplaceKnown(p, "") })
+		if err != nil {
+			return nil, "", err
+		}
+		b, _ := json.Marshal(d)
+		ident = append(ident, "documents:"+string(b))
+		units = append(units, us...)
+	}
 	switch {
+	case len(li.Documents) > 0 && len(li.Paths) == 0:
 	case len(li.Paths) > 0:
 		for _, p := range li.Paths {
 			p = repl.ReplaceKnown(p, "")
@@ -344,8 +379,18 @@ func (li *LocalIndex) Validate() error {
 	if li.RRFK < 0 {
 		return fmt.Errorf("rrf_k must not be negative, got %v", li.RRFK)
 	}
-	if len(li.Paths) > 0 && li.ArticlesFromRaw != nil {
-		return errors.New("give paths or articles_from, not both")
+	switch li.Semantic {
+	case "", SemanticTerms, SemanticOff:
+	default:
+		return fmt.Errorf("semantic must be terms or off, got %q", li.Semantic)
+	}
+	if (len(li.Paths) > 0 || len(li.Documents) > 0) && li.ArticlesFromRaw != nil {
+		return errors.New("give paths and documents, or articles_from, not both")
+	}
+	for i := range li.Documents {
+		if _, err := li.Documents[i].compile(); err != nil {
+			return fmt.Errorf("documents[%d]: %v", i, err)
+		}
 	}
 	if li.Embeddings != nil {
 		return li.Embeddings.validate()

@@ -111,3 +111,26 @@ func TestRetrievalQuality(t *testing.T) {
 		}
 	}
 }
+
+// queryIndex adapts SearchQuery (the gateway's path) to grounding.Index
+// for evaluate: the question alone, no entity boost.
+type queryIndex struct{ li *LocalIndex }
+
+func (q queryIndex) Search(ctx context.Context, text string, k int, f grounding.Filter) ([]grounding.Hit, error) {
+	return q.li.SearchQuery(ctx, grounding.Query{Text: text, Entities: "off"}, k, f)
+}
+
+// TestRetrievalQualitySemantic runs the gateway's query path with and
+// without the offline semantic signal. The 60 sample articles are too
+// few to learn term vectors from (semMinDocs), so both must rank alike;
+// the signal is measured on a real corpus by cmd/retrievalbench.
+func TestRetrievalQualitySemantic(t *testing.T) {
+	qs := loadQuestions(t)
+	off := evaluate(t, queryIndex{provision(t, `{"dir": "`+t.TempDir()+`", "semantic": "off"}`)}, qs)
+	on := evaluate(t, queryIndex{provision(t, `{"dir": "`+t.TempDir()+`"}`)}, qs)
+	t.Logf("BM25:        %v", off)
+	t.Logf("BM25+terms:  %v", on)
+	if on.String() != off.String() || len(on.misses) != len(off.misses) {
+		t.Errorf("semantic on a small corpus: %v, BM25 alone %v", on, off)
+	}
+}

@@ -198,6 +198,12 @@ func TestFeedbackSummary(t *testing.T) {
 	if s.Feature != in.Feature || s.Team != in.Team || s.Count != 3 || s.Up != 1 || s.Down != 1 || s.Comments != 1 || s.AvgScore == nil || *s.AvgScore != 0.5 {
 		t.Fatalf("%+v", s)
 	}
+	if other, err := a.FeedbackSummary(ctx, analytics.Range{From: "2026-11-30", To: "2026-11-30"}, "no-such-team"); err != nil || len(other) != 0 {
+		t.Fatalf("filtered by team: %+v %v", other, err)
+	}
+	if same, err := a.FeedbackSummary(ctx, analytics.Range{From: "2026-11-30", To: "2026-11-30"}, in.Team, in.Feature); err != nil || len(same) != 1 {
+		t.Fatalf("filtered by team and feature: %+v %v", same, err)
+	}
 	fb, err := a.FeedbackFor(ctx, in.ID, in.RequestID)
 	if err != nil || len(fb) != 3 || fb[1].Comment != "wrong warranty" {
 		t.Fatalf("%+v %v", fb, err)

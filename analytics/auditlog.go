@@ -206,14 +206,22 @@ type FeedbackRow struct {
 	Comments int64
 }
 
-// FeedbackSummary sums feedback by feature and team over the range.
-func (a *DB) FeedbackSummary(ctx context.Context, r Range) ([]FeedbackRow, error) {
+// FeedbackSummary sums feedback by feature and team over the range; the
+// optional filters (team, feature, model; "" for all) narrow it.
+func (a *DB) FeedbackSummary(ctx context.Context, r Range, filters ...string) ([]FeedbackRow, error) {
 	if err := r.Valid(); err != nil {
 		return nil, err
 	}
+	where, args := "time >= ? AND time < ?", []any{r.From, r.end()}
+	for i, col := range []string{"team", "feature", "model"} {
+		if i < len(filters) && filters[i] != "" {
+			where += " AND " + col + " = ?"
+			args = append(args, filters[i])
+		}
+	}
 	rows, err := a.db.QueryContext(ctx, `SELECT coalesce(feature, ''), coalesce(team, ''), count(*), sum(rating > 0), sum(rating < 0),
-		avg(score), count(comment) FROM `+a.table+`_feedback WHERE time >= ? AND time < ?
-		GROUP BY 1, 2 ORDER BY 1, 2`, r.From, r.end())
+		avg(score), count(comment) FROM `+a.table+`_feedback WHERE `+where+`
+		GROUP BY 1, 2 ORDER BY 1, 2`, args...)
 	if err != nil {
 		return nil, err
 	}

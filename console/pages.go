@@ -456,7 +456,7 @@ func (c *Console) serveFeedbackPage(w http.ResponseWriter, r *http.Request, s *s
 	data := map[string]any{"Form": rangeForm{F: f, Choices: c.choices(r, db), Action: Prefix + "feedback"}}
 	if err == nil {
 		var rows []analytics.FeedbackRow
-		rows, err = db.FeedbackSummary(ctx, rg)
+		rows, err = db.FeedbackSummary(ctx, rg, f.Team, f.Feature, f.Model)
 		data["Rows"] = rows
 	}
 	if err != nil {

@@ -79,6 +79,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    filter <name> <pii|prompt_injection|blocklist|regex> [{ ... }]
 //	    post <name> <citations|append> [{ ... }]
 //	    audit { jsonl <path> | sqlite <path> | dataverse <url> {...} }
+//	    tracing
 //	    introspect <key name...>
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -91,6 +92,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "key":
 			err = g.parseKey(d)
+		case "oidc":
+			err = g.parseOIDC(d)
 		case "model":
 			err = g.parseModel(d)
 		case "pool":
@@ -203,6 +206,14 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.StoreRaw = caddyconfig.JSONModuleObject(mod, "type", name, nil)
+		case "tracing":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				return d.Errf("tracing: unrecognized subdirective %q (exporters are configured with the OTEL_* environment variables)", d.Val())
+			}
+			g.Tracing = new(TracingConfig)
 		case "introspect":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -46,6 +46,7 @@ func (g *Gateway) serveChat(ex *exchange) error {
 		}
 	}
 	ex.sent = body
+	ex.traceRequest(body)
 	at, err := g.call(ex, ex.model.pool, opChat, body, chat.Stream)
 	if err != nil {
 		return err
@@ -84,6 +85,7 @@ func unknownModel(rt route, alias string) error {
 func (ex *exchange) relayJSON(at *attempt) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"))
+		ex.traceResponse(at.body)
 		if ex.route.op == opChat {
 			ex.responseID = gjson.GetBytes(at.body, "id").Str
 			at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))

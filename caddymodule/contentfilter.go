@@ -86,6 +86,7 @@ func (ex *exchange) filterInput(chain *filters.Chain, body []byte) ([]byte, erro
 		return body, nil
 	}
 	var err error
+	defer ex.step("groundgate.filter.input").end(&err)
 	defer func() {
 		if err == nil {
 			ex.inputAnn = chain.Annotations(ex.inputFindings, filters.StageInput)
@@ -125,6 +126,7 @@ func (ex *exchange) filterEmbeddingsInput(chain *filters.Chain, body []byte) ([]
 		})
 	}
 	var err error
+	defer ex.step("groundgate.filter.input").end(&err)
 	for _, t := range texts {
 		if body, err = ex.filterText(chain, body, t.path, t.text); err != nil {
 			return nil, err
@@ -231,6 +233,7 @@ func (ex *exchange) filterContext(chain *filters.Chain, p *grounding.Packed) {
 	if chain == nil || !chain.Active(filters.StageContext) || p == nil {
 		return
 	}
+	defer ex.step("groundgate.filter.context").end(nil)
 	scan := func(what, text string) (string, bool) {
 		res := chain.RunContext(text)
 		for _, f := range res.Findings {

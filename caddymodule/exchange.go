@@ -52,6 +52,8 @@ type exchange struct {
 	promptCount   int   // prompt tokens counted by the gateway (0: not counted)
 	cachedTokens  int64 // prompt tokens the upstream served from its cache
 
+	tr *reqTrace // nil: tracing off
+
 	upstream *upstream // the upstream that answered
 	attempts int
 	status   int  // status sent to the client
@@ -91,6 +93,7 @@ func (g *Gateway) newExchange(w http.ResponseWriter, r *http.Request) *exchange 
 	}
 	ex.repl.Set("llm.request_id", ex.id)
 	w.Header().Set("X-Request-Id", ex.id)
+	ex.startTrace()
 	return ex
 }
 
@@ -206,6 +209,7 @@ func (ex *exchange) finish() {
 			zap.Int("attempts", ex.attempts), zap.Int64("prompt_tokens", ex.promptTokens),
 			zap.Int64("completion_tokens", ex.completionTokens), zap.Duration("duration", time.Since(ex.start)))
 	}
+	ex.endTrace()
 }
 
 // readBody reads the request body within the configured limit.

@@ -159,6 +159,7 @@ func (g *Gateway) compileContext(p *policies.Policy) (*groundingPlan, error) {
 // A failed source either fails the request or is reported in
 // X-Groundgate-Context, as the policy says.
 func (ex *exchange) ground(gp *groundingPlan, body []byte) (*grounding.Packed, error) {
+	defer ex.step("groundgate.grounding").end(nil)
 	enc, err := tokens.ForModel(ex.model.tokenizer)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q grounds requests but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)

@@ -39,6 +39,10 @@ type Gateway struct {
 	// principal. A request without a known key is refused with 401.
 	Keys []KeyConfig `json:"keys,omitempty"`
 
+	// OIDC are token issuers (Microsoft Entra ID or any OpenID Connect
+	// provider) whose access tokens clients may present instead of a key.
+	OIDC []OIDCConfig `json:"oidc,omitempty"`
+
 	// Models are the model aliases clients may ask for (the `model` field
 	// on OpenAI routes, the deployment name on Azure routes), each served
 	// by a pool.
@@ -137,12 +141,19 @@ type Gateway struct {
 	// cost of each request (metrics, access logs) and spend budgets.
 	Prices map[string]Price `json:"prices,omitempty"`
 
+	// Tracing switches on OpenTelemetry traces (GenAI semantic
+	// conventions), exported over OTLP as configured by the OTEL_*
+	// environment variables. Absent: no spans.
+	Tracing *TracingConfig `json:"tracing,omitempty"`
+
 	// Introspect names the principals (client keys) allowed to call the
 	// operator endpoints GET /groundgate/policies and
 	// POST /groundgate/explain/{route}. Empty: the endpoints are off.
 	Introspect []string `json:"introspect,omitempty"`
 
 	keys       keyring
+	tokens     *tokenAuth    // nil: no issuers
+	tracer     *sharedTracer // nil: tracing off
 	models     map[string]*model
 	modelList  []byte // the /v1/models body, built once
 	pools      map[string]*pool
@@ -244,6 +255,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.keys, err = newKeyring(g.Keys); err != nil {
 		return err
 	}
+	if err := g.provisionTokens(); err != nil {
+		return err
+	}
 	g.transport = newTransport()
 	g.client = &http.Client{Transport: g.transport}
 	if err := g.provisionPools(); err != nil {
@@ -279,6 +293,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := g.provisionContext(ctx); err != nil {
+		return err
+	}
+	if err := g.provisionTracing(); err != nil {
 		return err
 	}
 	if err := g.provisionPolicies(ctx); err != nil {
@@ -360,7 +377,7 @@ func (g *Gateway) serve(ex *exchange) error {
 		return err
 	}
 	ex.route = rt
-	if ex.principal, err = g.keys.authenticate(ex.r); err != nil {
+	if ex.principal, err = g.authenticate(ex.r); err != nil {
 		return err
 	}
 	ex.repl.Set("llm.principal", ex.principal.name)

@@ -48,6 +48,7 @@ type policyRuntime struct {
 	filters        *filters.Chain // nil: no filters section
 	post           *post.Chain    // nil: no post section
 	cacheTTL       time.Duration  // 0: no response cache
+	traceContent   bool           // prompt and answer text go into spans
 }
 
 // compiledPolicies pairs a policy set with what the gateway compiled from
@@ -113,6 +114,9 @@ func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 			return nil, err
 		}
 		if rt.post, err = g.compilePost(p); err != nil {
+			return nil, err
+		}
+		if rt.traceContent, err = compileTracing(p); err != nil {
 			return nil, err
 		}
 		cp.rt[p.Name] = rt

@@ -28,6 +28,7 @@ func (ex *exchange) filterAnswer(body []byte) []byte {
 	if chain == nil {
 		return body
 	}
+	defer ex.step("groundgate.filter.output").end(nil)
 	n := int(gjson.GetBytes(body, "choices.#").Int())
 	for i := 0; i < n; i++ {
 		base := "choices." + strconv.Itoa(i)

@@ -104,6 +104,7 @@ func (g *Gateway) watchPolicies(ctx context.Context, hash string) {
 // applyPolicy picks the request's policy and applies its decisions: a
 // refusal (403), the upstream pool, the meta prompt.
 func (g *Gateway) applyPolicy(ex *exchange, body []byte, alias string, messages gjson.Result) ([]byte, error) {
+	defer ex.step("groundgate.policy").end(nil)
 	m, known := g.models[alias]
 	if g.policies == nil {
 		if !known {

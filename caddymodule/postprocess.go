@@ -79,6 +79,7 @@ func (ex *exchange) postAnswer(body []byte) ([]byte, error) {
 	if ex.rt == nil || ex.rt.post == nil {
 		return body, nil
 	}
+	defer ex.step("groundgate.post").end(nil)
 	ex.postResult = new(post.Result)
 	out, err := ex.rt.post.Body(body, ex.postRequest(), ex.postResult)
 	if err != nil {

@@ -128,7 +128,9 @@ func (g *Gateway) call(ex *exchange, p *pool, op operation, body []byte, stream 
 
 // try makes one attempt. It returns the reason of a retryable failure;
 // errExcluded wraps failures the breaker should not count (429).
-func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operation, body []byte, stream bool, deadline time.Time) (*attempt, string, error) {
+func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operation, body []byte, stream bool, deadline time.Time) (at *attempt, reason string, err error) {
+	ctx, sp := ex.traceAttempt(ctx, u, op)
+	defer sp.end(&at, &reason, &err)
 	limit := min(time.Duration(g.AttemptTimeout), time.Until(deadline))
 	if limit <= 0 {
 		return nil, "timeout", fmt.Errorf("deadline reached")
@@ -169,7 +171,7 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 		}
 		return fail(reason, fmt.Errorf("%w: status %d", errFailure, resp.StatusCode))
 	}
-	at := &attempt{resp: resp, upstream: u, cancel: cancel}
+	at = &attempt{resp: resp, upstream: u, cancel: cancel}
 	if stream && resp.StatusCode == http.StatusOK {
 		// Still within the attempt's timer: wait for the first token.
 		rd := sse.NewReader(resp.Body, 0)
@@ -350,6 +352,7 @@ func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex
 	h["Accept"] = []string{"application/json"}
 	h["User-Agent"] = []string{"Groundgate/1"}
 	h["X-Ms-Client-Request-Id"] = []string{ex.id}
+	ex.injectTrace(ctx, h)
 	if err := u.creds.apply(ctx, h); err != nil {
 		return nil, err
 	}

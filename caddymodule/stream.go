@@ -189,6 +189,7 @@ func (ex *exchange) endOfAnswer(sf *streamFilter, ps *post.Stream, rc *http.Resp
 // inspectChunk reads what the gateway needs from one chunk: usage, and
 // the time of the first content. It reports whether to drop the chunk.
 func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
+	ex.traceChunk(data)
 	if ex.responseID == "" {
 		ex.responseID = gjson.GetBytes(data, "id").Str
 	}

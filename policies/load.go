@@ -41,6 +41,7 @@ type policySpec struct {
 	Filters     RawSection        `yaml:"filters"`
 	Post        RawSection        `yaml:"post"`
 	Cache       RawSection        `yaml:"cache"`
+	Tracing     RawSection        `yaml:"tracing"`
 }
 
 type upstreamSpec struct {
@@ -411,6 +412,7 @@ func (v *validator) policy(s *policySpec, file string, data []byte) *Policy {
 		Filters:     s.Filters,
 		Post:        s.Post,
 		Cache:       s.Cache,
+		Tracing:     s.Tracing,
 		nameLine:    v.line("policy.name"),
 		aliasLine:   v.line("policy.match.aliases"),
 	}
@@ -480,7 +482,7 @@ func (v *validator) policy(s *policySpec, file string, data []byte) *Policy {
 	for _, sec := range []struct {
 		name string
 		r    RawSection
-	}{{"context", s.Context}, {"budgets", s.Budgets}, {"filters", s.Filters}, {"post", s.Post}, {"cache", s.Cache}} {
+	}{{"context", s.Context}, {"budgets", s.Budgets}, {"filters", s.Filters}, {"post", s.Post}, {"cache", s.Cache}, {"tracing", s.Tracing}} {
 		if sec.r.Node == nil {
 			continue
 		}

@@ -88,6 +88,8 @@ type Policy struct {
 	Context, Budgets, Filters, Post RawSection
 	// Cache switches on the response cache for the policy.
 	Cache RawSection
+	// Tracing says what the policy's requests put in OpenTelemetry spans.
+	Tracing RawSection
 
 	nameLine, aliasLine int // for cross-file errors
 

@@ -14,6 +14,17 @@
 #                                          print its address (127.0.0.1:PORT)
 #   scripts/redis-test-server.sh install   install only
 #   scripts/redis-test-server.sh stop ADDR stop a server started by this script
+#   scripts/redis-test-server.sh cluster [DIR]
+#                                          install if needed, start a Redis
+#                                          Cluster of 3 primaries and 3 replicas
+#                                          (files under DIR, default a new
+#                                          temporary directory), print DIR and
+#                                          then the six addresses, one a line
+#   scripts/redis-test-server.sh cluster-stop DIR
+#                                          stop the cluster whose files are in DIR
+#
+# Exit status 3 means redis-server is missing and cannot be installed
+# (tests skip on it); anything else non-zero is a failure.
 #
 # Sourced (bash), it defines the same commands as functions and leaves the
 # caller's shell options alone:
@@ -101,6 +112,92 @@ redis_test_server_stop() {
   return 0
 }
 
+# redis_test_cluster_start [DIR]: six cluster-enabled servers on free
+# loopback ports (a port P also uses P+10000 for the cluster bus), joined
+# by redis-cli --cluster create as 3 primaries with one replica each.
+# Prints DIR, then one address a line; the first three are the primaries.
+redis_test_cluster_start() {
+  redis_test_server_install || return 3
+  local dir="${1:-}" ports=() port i n attempt
+  if [[ -z "$dir" ]]; then
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/gg-redis-cluster.XXXXXX")" || return 1
+  fi
+  mkdir -p "$dir" || return 1
+  for n in 1 2 3 4 5 6; do
+    for attempt in $(seq 1 20); do
+      port=$((20000 + RANDOM % 30000))
+      _redis_port_free "$port" && _redis_port_free $((port + 10000)) || continue
+      mkdir -p "$dir/$port"
+      if redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
+        --cluster-node-timeout 2000 --dir "$dir/$port" --daemonize yes \
+        --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log"; then
+        for i in $(seq 1 100); do
+          [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == "PONG" ]] && break
+          sleep 0.05
+        done
+        if [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == "PONG" ]]; then
+          ports+=("$port")
+          break
+        fi
+      fi
+      rm -rf "${dir:?}/$port"
+    done
+    if [[ ${#ports[@]} -ne $n ]]; then
+      echo "redis-test-server: could not start cluster node $n" >&2
+      redis_test_cluster_stop "$dir"
+      return 1
+    fi
+  done
+  local addrs=()
+  for port in "${ports[@]}"; do addrs+=("127.0.0.1:$port"); done
+  if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1; then
+    echo "redis-test-server: redis-cli --cluster create failed:" >&2
+    tail -n 20 "$dir/create.log" >&2
+    redis_test_cluster_stop "$dir"
+    return 1
+  fi
+  # Ready when every node agrees the cluster is ok (all slots served) and
+  # every replica is in sync with its primary.
+  for i in $(seq 1 300); do
+    local ok=0 synced=0
+    for port in "${ports[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+      redis-cli -p "$port" info replication 2>/dev/null | grep -q '^master_link_status:up' && synced=$((synced + 1))
+    done
+    if [[ $ok -eq 6 && $synced -eq 3 ]]; then
+      echo "$dir"
+      # Primaries first, as the cluster sees them now.
+      for port in "${ports[@]}"; do
+        redis-cli -p "$port" role 2>/dev/null | head -n 1 | grep -q master && echo "127.0.0.1:$port"
+      done
+      for port in "${ports[@]}"; do
+        redis-cli -p "$port" role 2>/dev/null | head -n 1 | grep -q master || echo "127.0.0.1:$port"
+      done
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "redis-test-server: cluster did not reach cluster_state:ok" >&2
+  redis_test_cluster_stop "$dir"
+  return 1
+}
+
+# redis_test_cluster_stop DIR: stops every node whose files are in DIR
+# and removes DIR.
+redis_test_cluster_stop() {
+  local dir="${1:-}" pidfile
+  if [[ -z "$dir" || ! -d "$dir" ]]; then
+    echo "redis-test-server: cluster-stop needs the cluster's directory" >&2
+    return 1
+  fi
+  for pidfile in "$dir"/*/redis.pid; do
+    [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null
+  done
+  rm -rf "$dir"
+  return 0
+}
+
 # Run as a command unless sourced.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   set -euo pipefail
@@ -108,8 +205,10 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     install) redis_test_server_install ;;
     start) redis_test_server_start ;;
     stop) redis_test_server_stop "${2:-}" ;;
+    cluster) redis_test_cluster_start "${2:-}" ;;
+    cluster-stop) redis_test_cluster_stop "${2:-}" ;;
     *)
-      echo "usage: $0 [install|start|stop ADDR]" >&2
+      echo "usage: $0 [install|start|stop ADDR|cluster [DIR]|cluster-stop DIR]" >&2
       exit 2
       ;;
   esac

@@ -13,6 +13,10 @@ import (
 //
 //	redis [<address>] {
 //	    address      <host:port>
+//	    addresses    <host:port>...
+//	    mode         standalone|cluster|sentinel
+//	    master_name  <name>
+//	    sentinel_password <secret>
 //	    username     <name>
 //	    password     <secret or {env.REDIS_PASSWORD}>
 //	    db           <n>
@@ -36,6 +40,29 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch sub := d.Val(); sub {
 		case "address":
 			if !d.AllArgs(&s.Address) {
+				return d.ArgErr()
+			}
+		case "addresses":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			s.Addresses = append(s.Addresses, args...)
+		case "mode":
+			if !d.AllArgs(&s.Mode) {
+				return d.ArgErr()
+			}
+			switch s.Mode {
+			case modeStandalone, modeCluster, modeSentinel:
+			default:
+				return d.Errf("mode: must be standalone, cluster or sentinel, not %q", s.Mode)
+			}
+		case "master_name":
+			if !d.AllArgs(&s.MasterName) {
+				return d.ArgErr()
+			}
+		case "sentinel_password":
+			if !d.AllArgs(&s.SentinelPassword) {
 				return d.ArgErr()
 			}
 		case "username":

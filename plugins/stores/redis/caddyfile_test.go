@@ -34,6 +34,16 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			tls
 		}`, Store{Address: "{env.REDIS_ADDR}", Username: "gateway", Password: "{env.REDIS_PASSWORD}", DB: 3,
 			DialTimeout: caddy.Duration(2 * time.Second), PoolSize: 32, TLS: true}},
+		{`redis {
+			mode cluster
+			addresses 10.0.0.1:6379 10.0.0.2:6379
+			addresses 10.0.0.3:6379
+		}`, Store{Mode: "cluster", Addresses: []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}}},
+		{`redis {
+			master_name gg-primary
+			addresses 10.0.0.1:26379 10.0.0.2:26379
+			sentinel_password {env.SENTINEL_PASSWORD}
+		}`, Store{MasterName: "gg-primary", Addresses: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, SentinelPassword: "{env.SENTINEL_PASSWORD}"}},
 	} {
 		var s Store
 		if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in)); err != nil {
@@ -51,6 +61,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"redis {\n cluster on\n}":       `unrecognized redis store subdirective "cluster"`,
 		"redis {\n passwd x\n}":         `unrecognized redis store subdirective "passwd"`,
 		"redis a b":                     "wrong argument count",
+		"redis {\n mode ring\n}":        `mode: must be standalone, cluster or sentinel, not "ring"`,
+		"redis {\n addresses\n}":        "wrong argument count",
+		"redis {\n master_name\n}":      "wrong argument count",
 		"redis {\n address\n}":          "wrong argument count",
 		"redis {\n password a b\n}":     "wrong argument count",
 		"redis {\n db\n}":               "wrong argument count",

@@ -9,9 +9,12 @@
 // of d moves bucket boundaries by d and never makes a reservation less
 // atomic.
 //
-// Redis 6.0 or newer, standalone (or a primary behind a proxy): a
-// reservation touches several keys in one script, which Redis Cluster
-// allows only within one hash slot.
+// Redis 6.0 or newer: standalone, Redis Cluster or a primary watched by
+// Sentinel (go-redis's universal client). A reservation touches several
+// keys in one script, which Redis Cluster allows only within one hash
+// slot: every budget key carries the hash tag {budgets}, so all counters
+// live on one shard (and fail over with it), while cache entries spread
+// over the cluster.
 //
 // When Redis cannot be reached, does not answer within the timeout, or
 // fails a script, Reserve, Settle and Release return an error wrapping
@@ -59,17 +62,28 @@ const (
 // config reloads, keyed by the connection settings.
 var clients = caddy.NewUsagePool()
 
+// Modes of connecting to Redis.
+const (
+	modeStandalone = "standalone"
+	modeCluster    = "cluster"
+	modeSentinel   = "sentinel"
+)
+
 // clientKey is the identity of a shared client: every setting that
 // changes the connection. The key prefix is not one of them.
 type clientKey struct {
-	addr, username, password string
-	db                       int
-	tls                      bool
-	timeout, dialTimeout     time.Duration
-	poolSize                 int
+	mode                 string
+	addrs                string // comma-separated
+	masterName           string
+	username, password   string
+	sentinelPassword     string
+	db                   int
+	tls                  bool
+	timeout, dialTimeout time.Duration
+	poolSize             int
 }
 
-type sharedClient struct{ *goredis.Client }
+type sharedClient struct{ goredis.UniversalClient }
 
 // Destruct closes the client when the last config using it is cleaned up.
 func (c sharedClient) Destruct() error { return c.Close() }
@@ -82,6 +96,28 @@ type Store struct {
 	// Default: 127.0.0.1:6379.
 	Address string `json:"address,omitempty"`
 
+	// Addresses are more host:port addresses, used with Address: seed
+	// nodes of a Redis Cluster (any reachable node finds the others), or
+	// the Sentinels watching the primary. Placeholders are resolved at
+	// provision time.
+	Addresses []string `json:"addresses,omitempty"`
+
+	// Mode is how the addresses are used: standalone (one server),
+	// cluster (Redis Cluster, following MOVED and ASK redirections and
+	// failovers) or sentinel (the primary named by master_name, asked of
+	// the Sentinels at the addresses). Default: sentinel when
+	// master_name is set, else standalone.
+	Mode string `json:"mode,omitempty"`
+
+	// MasterName is the name of the primary the Sentinels monitor
+	// (sentinel mode only).
+	MasterName string `json:"master_name,omitempty"`
+
+	// SentinelPassword authenticates to the Sentinels themselves (their
+	// requirepass), when they have one; Username and Password are for
+	// the data nodes. Use a placeholder such as {env.SENTINEL_PASSWORD}.
+	SentinelPassword string `json:"sentinel_password,omitempty"`
+
 	// Username for Redis ACL authentication (AUTH username password).
 	// Placeholders are resolved at provision time. Default: none, which
 	// authenticates as the default user when a password is set.
@@ -92,7 +128,7 @@ type Store struct {
 	// never logged.
 	Password string `json:"password,omitempty"`
 
-	// Database number to SELECT. Default: 0.
+	// Database number to SELECT. Default: 0. Redis Cluster has only 0.
 	DB int `json:"db,omitempty"`
 
 	// Prefix of every key this store writes, so several deployments or
@@ -119,7 +155,7 @@ type Store struct {
 	// the address's host name.
 	TLS bool `json:"tls,omitempty"`
 
-	client  *goredis.Client
+	client  goredis.UniversalClient
 	key     clientKey
 	prefix  string
 	timeout time.Duration
@@ -146,20 +182,37 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	}
 	repl := caddy.NewReplacer()
 	key := clientKey{
-		addr:        repl.ReplaceKnown(s.Address, ""),
-		username:    repl.ReplaceKnown(s.Username, ""),
-		password:    repl.ReplaceKnown(s.Password, ""),
-		db:          s.DB,
-		tls:         s.TLS,
-		timeout:     time.Duration(s.Timeout),
-		dialTimeout: time.Duration(s.DialTimeout),
-		poolSize:    s.PoolSize,
+		mode:             s.Mode,
+		masterName:       repl.ReplaceKnown(s.MasterName, ""),
+		username:         repl.ReplaceKnown(s.Username, ""),
+		password:         repl.ReplaceKnown(s.Password, ""),
+		sentinelPassword: repl.ReplaceKnown(s.SentinelPassword, ""),
+		db:               s.DB,
+		tls:              s.TLS,
+		timeout:          time.Duration(s.Timeout),
+		dialTimeout:      time.Duration(s.DialTimeout),
+		poolSize:         s.PoolSize,
 	}
-	if key.addr == "" {
-		key.addr = defaultAddress
+	addrs, err := s.addresses(repl)
+	if err != nil {
+		return err
 	}
-	if _, _, err := net.SplitHostPort(key.addr); err != nil {
-		return fmt.Errorf("redis store: address %q: %v", key.addr, err)
+	key.addrs = strings.Join(addrs, ",")
+	if key.mode == "" {
+		key.mode = modeStandalone
+		if key.masterName != "" {
+			key.mode = modeSentinel
+		}
+	}
+	switch {
+	case key.mode == modeSentinel && key.masterName == "":
+		return fmt.Errorf("redis store: mode sentinel needs master_name")
+	case key.mode != modeSentinel && key.masterName != "":
+		return fmt.Errorf("redis store: master_name is for mode sentinel, not %s", key.mode)
+	case key.mode == modeStandalone && len(addrs) > 1:
+		return fmt.Errorf("redis store: %d addresses need mode cluster or sentinel", len(addrs))
+	case key.mode == modeCluster && key.db != 0:
+		return fmt.Errorf("redis store: Redis Cluster has only db 0, not %d", key.db)
 	}
 	if key.timeout == 0 {
 		key.timeout = defaultTimeout
@@ -171,13 +224,16 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if s.Prefix != "" {
 		s.prefix = repl.ReplaceKnown(s.Prefix, "")
 	}
+	if strings.ContainsAny(s.prefix, "{}") {
+		return fmt.Errorf("redis store: prefix %q must not contain braces (they would change the keys' hash slot)", s.prefix)
+	}
 	v, _, err := clients.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return sharedClient{newClient(key)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.key, s.client, s.timeout = key, v.(sharedClient).Client, key.timeout
+	s.key, s.client, s.timeout = key, v.(sharedClient).UniversalClient, key.timeout
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -185,19 +241,43 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	defer cancel()
 	if err := s.client.Ping(pctx).Err(); err != nil {
 		s.logger.Warn("redis budget store not reachable yet; budgets will follow each policy's fail-open or fail-closed choice",
-			zap.String("address", key.addr), zap.Int("db", key.db), zap.Error(err))
+			zap.String("mode", key.mode), zap.String("address", key.addrs), zap.Int("db", key.db), zap.Error(err))
 	}
 	return nil
 }
 
-// newClient returns a go-redis client for the settings. Commands are not
-// retried (a reservation applied twice would overcharge), dials are tried
-// once, and the caller's context deadline bounds every command.
-func newClient(k clientKey) *goredis.Client {
-	opts := &goredis.Options{
-		Addr:                  k.addr,
+// addresses resolves Address and Addresses, checking each is host:port.
+func (s *Store) addresses(repl *caddy.Replacer) ([]string, error) {
+	var out []string
+	for _, a := range append([]string{s.Address}, s.Addresses...) {
+		a = repl.ReplaceKnown(a, "")
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("redis store: address %q: %v", a, err)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		out = []string{defaultAddress}
+	}
+	return out, nil
+}
+
+// newClient returns a go-redis client for the settings: a plain client,
+// a cluster client or a Sentinel-backed failover client. Commands are not
+// retried (a reservation applied twice would overcharge; scripts run as
+// scriptCmd, which a cluster client does not retry either, though it
+// follows MOVED and ASK, which mean the command did not run), dials are
+// tried once, and the caller's context deadline bounds every command.
+func newClient(k clientKey) goredis.UniversalClient {
+	opts := &goredis.UniversalOptions{
+		Addrs:                 strings.Split(k.addrs, ","),
+		MasterName:            k.masterName,
 		Username:              k.username,
 		Password:              k.password,
+		SentinelPassword:      k.sentinelPassword,
 		DB:                    k.db,
 		DialTimeout:           k.dialTimeout,
 		ReadTimeout:           k.timeout,
@@ -213,14 +293,25 @@ func newClient(k clientKey) *goredis.Client {
 		},
 	}
 	if k.tls {
-		host, _, _ := net.SplitHostPort(k.addr)
+		host, _, _ := net.SplitHostPort(opts.Addrs[0])
 		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
-	return goredis.NewClient(opts)
+	switch k.mode {
+	case modeCluster:
+		return goredis.NewClusterClient(opts.Cluster())
+	case modeSentinel:
+		return goredis.NewFailoverClient(opts.Failover())
+	}
+	return goredis.NewClient(opts.Simple())
 }
 
 // Validate checks the configuration.
 func (s *Store) Validate() error {
+	switch s.Mode {
+	case "", modeStandalone, modeCluster, modeSentinel:
+	default:
+		return fmt.Errorf("redis store: mode must be standalone, cluster or sentinel, not %q", s.Mode)
+	}
 	switch {
 	case s.DB < 0:
 		return fmt.Errorf("redis store: negative db %d", s.DB)
@@ -245,11 +336,19 @@ func (s *Store) Cleanup() error {
 	return err
 }
 
+// budgetTag is the hash tag of every budget key: Redis Cluster hashes
+// only the text between the braces, so all counters share one slot and a
+// reservation may touch any of them in one script. (One request's limits,
+// per key, team, policy and global, are shared with other requests' in
+// any combination: no finer grouping keeps every script in one slot.)
+const budgetTag = "{budgets}"
+
 // bucketKey returns the Redis key of a limit's bucket starting at start.
 func bucketKey(prefix string, l *budgets.Limit, start time.Time) string {
 	var b strings.Builder
-	b.Grow(len(prefix) + len(l.Key) + len(l.Window) + 14)
+	b.Grow(len(prefix) + len(budgetTag) + len(l.Key) + len(l.Window) + 14)
 	b.WriteString(prefix)
+	b.WriteString(budgetTag)
 	b.WriteString(l.Key)
 	b.WriteByte(':')
 	b.WriteString(string(l.Window))
@@ -260,7 +359,7 @@ func bucketKey(prefix string, l *budgets.Limit, start time.Time) string {
 }
 
 func (s *Store) unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s %s: %w", budgets.ErrUnavailable, s.key.addr, op, err)
+	return fmt.Errorf("%w: redis %s %s: %w", budgets.ErrUnavailable, s.key.addrs, op, err)
 }
 
 // Reserve implements budgets.Store with one script: it reads every
@@ -295,7 +394,7 @@ func (s *Store) Reserve(ctx context.Context, charges []budgets.Charge) (*budgets
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	vals, err := reserveScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	vals, err := runScript(ctx, s.client, reserveScript, keys, args).Int64Slice()
 	if err != nil {
 		return nil, nil, s.unavailable("reserve", err)
 	}
@@ -377,7 +476,7 @@ func (s *Store) correct(ctx context.Context, op string, r *budgets.Reservation, 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
-	if err := settleScript.Run(ctx, s.client, keys, args...).Err(); err != nil {
+	if err := runScript(ctx, s.client, settleScript, keys, args).Err(); err != nil {
 		return s.unavailable(op, err)
 	}
 	return nil

@@ -23,7 +23,7 @@ import (
 // instance") on addr, with the given key prefix, clock and timeout.
 func newTestStore(t testing.TB, addr, prefix string, now func() time.Time, timeout time.Duration) *Store {
 	t.Helper()
-	k := clientKey{addr: addr, timeout: timeout, dialTimeout: time.Second}
+	k := clientKey{addrs: addr, timeout: timeout, dialTimeout: time.Second}
 	c := newClient(k)
 	t.Cleanup(func() { _ = c.Close() })
 	return &Store{Address: addr, client: c, key: k, prefix: prefix, timeout: timeout, now: now}
@@ -326,9 +326,9 @@ func TestKeysAndTTLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]time.Duration{
-		"ttl:tpm:team:support:minute:1773489600":  45*time.Second + time.Minute + keyGrace,
-		"ttl:quota:key:1:day:1773446400":          11*time.Hour + 59*time.Minute + 45*time.Second + keyGrace,
-		"ttl:quota:team:support:month:1772323200": 17*24*time.Hour + 11*time.Hour + 59*time.Minute + 45*time.Second + keyGrace,
+		"ttl:{budgets}tpm:team:support:minute:1773489600":  45*time.Second + time.Minute + keyGrace,
+		"ttl:{budgets}quota:key:1:day:1773446400":          11*time.Hour + 59*time.Minute + 45*time.Second + keyGrace,
+		"ttl:{budgets}quota:team:support:month:1772323200": 17*24*time.Hour + 11*time.Hour + 59*time.Minute + 45*time.Second + keyGrace,
 	} {
 		ttl, err := s.client.PTTL(ctx, key).Result()
 		if err != nil {
@@ -350,13 +350,13 @@ func TestKeysAndTTLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.client.Del(ctx, "ttl:quota:key:1:day:1773446400").Err(); err != nil {
+	if err := s.client.Del(ctx, "ttl:{budgets}quota:key:1:day:1773446400").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Settle(ctx, r, []int64{50}); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.client.Exists(ctx, "ttl:quota:key:1:day:1773446400").Result(); n != 0 {
+	if n, _ := s.client.Exists(ctx, "ttl:{budgets}quota:key:1:day:1773446400").Result(); n != 0 {
 		t.Error("a settle recreated an expired bucket")
 	}
 }
@@ -424,8 +424,8 @@ func TestProvision(t *testing.T) {
 		return &s
 	}
 	s1 := provision(cfg)
-	if s1.key.addr != srv.addr() || s1.key.password != password || s1.prefix != "prov:" || s1.timeout != 500*time.Millisecond {
-		t.Fatalf("placeholders or settings not applied: addr %q prefix %q timeout %v", s1.key.addr, s1.prefix, s1.timeout)
+	if s1.key.addrs != srv.addr() || s1.key.password != password || s1.prefix != "prov:" || s1.timeout != 500*time.Millisecond {
+		t.Fatalf("placeholders or settings not applied: addr %q prefix %q timeout %v", s1.key.addrs, s1.prefix, s1.timeout)
 	}
 	lim := budgets.Limit{Key: "k", Window: budgets.Day, Max: 10}
 	if _, _, err := s1.Reserve(t.Context(), []budgets.Charge{chg(lim, 4)}); err != nil {
@@ -496,7 +496,7 @@ func chg(l budgets.Limit, n int64) budgets.Charge { return budgets.Charge{Limit:
 func TestBucketKey(t *testing.T) {
 	l := budgets.Limit{Key: "tpm:team:support", Window: budgets.Minute}
 	got := bucketKey("gg:", &l, time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC))
-	if got != "gg:tpm:team:support:minute:1767225660" {
+	if got != "gg:{budgets}tpm:team:support:minute:1767225660" {
 		t.Errorf("bucketKey = %q", got)
 	}
 }
@@ -534,9 +534,9 @@ func TestLargeCounters(t *testing.T) {
 }
 
 func TestClientOptions(t *testing.T) {
-	c := newClient(clientKey{addr: "gg.redis.cache.windows.net:6380", tls: true, timeout: 50 * time.Millisecond, dialTimeout: time.Second, poolSize: 7})
+	c := newClient(clientKey{addrs: "gg.redis.cache.windows.net:6380", tls: true, timeout: 50 * time.Millisecond, dialTimeout: time.Second, poolSize: 7})
 	defer c.Close()
-	o := c.Options()
+	o := c.(*goredis.Client).Options()
 	if o.TLSConfig == nil || o.TLSConfig.ServerName != "gg.redis.cache.windows.net" {
 		t.Errorf("TLS config %+v", o.TLSConfig)
 	}
@@ -544,9 +544,9 @@ func TestClientOptions(t *testing.T) {
 	if o.MaxRetries != 0 || o.ReadTimeout != 50*time.Millisecond || o.PoolTimeout != 50*time.Millisecond || o.PoolSize != 7 || !o.ContextTimeoutEnabled {
 		t.Errorf("options: retries %d read %v pool timeout %v size %d ctx %v", o.MaxRetries, o.ReadTimeout, o.PoolTimeout, o.PoolSize, o.ContextTimeoutEnabled)
 	}
-	plain := newClient(clientKey{addr: "127.0.0.1:6379", timeout: time.Second})
+	plain := newClient(clientKey{addrs: "127.0.0.1:6379", timeout: time.Second})
 	defer plain.Close()
-	if plain.Options().TLSConfig != nil {
+	if plain.(*goredis.Client).Options().TLSConfig != nil {
 		t.Error("TLS without tls")
 	}
 }

@@ -1,6 +1,13 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
 
 // Each operation is one Lua script, so it runs atomically on the Redis
 // server: no other client sees or changes the counters half-way. Scripts
@@ -28,7 +35,7 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // Returns {1, cur1, prev1, cur2, prev2, ...} after charging, or
 // {0, i, cur1, prev1, ...} as found when charge i (the first) did not fit.
-var reserveScript = goredis.NewScript(`
+var reserveScript = newScript(`
 local nc = #KEYS / 2
 local cur, prev, asked = {}, {}, {}
 local failed = 0
@@ -88,7 +95,7 @@ return out
 // in. KEYS[i] is a bucket, ARGV[i] its correction. A bucket that has
 // expired is not recreated (its window no longer counts), and a counter
 // never goes below zero. Returns the number of corrections applied.
-var settleScript = goredis.NewScript(`
+var settleScript = newScript(`
 local applied = 0
 for i = 1, #KEYS do
   local d = tonumber(ARGV[i])
@@ -101,3 +108,43 @@ for i = 1, #KEYS do
 end
 return applied
 `)
+
+// scriptCmd is a script call that go-redis never retries: a cluster
+// client otherwise resends a command after a network error or a read
+// timeout, when the first one may already have run. Redirections (MOVED,
+// ASK, READONLY after a failover) are still followed: the command did not
+// run on the node that sent them.
+type scriptCmd struct{ *goredis.Cmd }
+
+// NoRetry implements goredis.Cmder.
+func (scriptCmd) NoRetry() bool { return true }
+
+// script is a Lua script and its SHA-1, the name EVALSHA knows it by.
+type script struct{ src, hash string }
+
+func newScript(src string) *script {
+	sum := sha1.Sum([]byte(src))
+	return &script{src: src, hash: hex.EncodeToString(sum[:])}
+}
+
+// runScript runs sc with EVALSHA and, after NOSCRIPT (a new, restarted or
+// flushed node, such as a replica just promoted), once with EVAL.
+func runScript(ctx context.Context, c goredis.UniversalClient, sc *script, keys []string, args []any) *goredis.Cmd {
+	cmd := evalCmd(ctx, "evalsha", sc.hash, keys, args)
+	_ = c.Process(ctx, cmd)
+	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		cmd = evalCmd(ctx, "eval", sc.src, keys, args)
+		_ = c.Process(ctx, cmd)
+	}
+	return cmd.Cmd
+}
+
+func evalCmd(ctx context.Context, name, script string, keys []string, args []any) scriptCmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, name, script, len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	a = append(a, args...)
+	return scriptCmd{goredis.NewCmd(ctx, a...)}
+}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/groundgate/groundgate/console"
+	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/post"
 )
 
@@ -44,6 +46,9 @@ func (ex *exchange) record() {
 		Status:           ex.status,
 		Stream:           ex.streamed,
 		DeniedRecords:    ex.denied,
+		ResponseID:       ex.responseID,
+		CacheHit:         ex.cacheHit,
+		FilterActions:    filterActions(ex.inputFindings),
 		Incomplete:       ex.incomplete != "",
 		IncompleteReason: ex.incomplete,
 	}
@@ -63,8 +68,23 @@ func (ex *exchange) record() {
 		in.Upstream = ex.upstream.name
 	}
 	in.SetContext(ex.packed, ex.postResult)
+	if ex.g.console != nil {
+		console.Remember(in)
+	}
 	if rw := ex.rewrite; rw != nil {
 		in.QueryRewrite = &post.QueryRewrite{Query: rw.Query, Model: rw.Model, PromptTokens: rw.PromptTokens, CompletionTokens: rw.CompletionTokens}
 	}
 	ex.g.audit.Record(in)
+}
+
+// filterActions lists what the input filters did, for the audit record.
+func filterActions(found []filters.Finding) []post.FilterAction {
+	if len(found) == 0 {
+		return nil
+	}
+	out := make([]post.FilterAction, 0, len(found))
+	for _, f := range found {
+		out = append(out, post.FilterAction{Filter: f.Filter, Category: f.Category, Stage: "input", Action: f.Action.String()})
+	}
+	return out
 }

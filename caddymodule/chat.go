@@ -46,6 +46,7 @@ func (chatAPI) relayAnswer(ex *exchange, at *attempt, _ apiRequest) error {
 	if at.resp.StatusCode == http.StatusOK {
 		ex.recordUsage(gjson.GetBytes(at.body, "usage"), chatUsage)
 		ex.traceResponse(at.body)
+		ex.responseID = gjson.GetBytes(at.body, "id").Str
 		at.body = ex.mergePromptAnnotations(ex.filterAnswer(at.body))
 		var err error
 		if at.body, err = ex.postAnswer(at.body); err != nil {

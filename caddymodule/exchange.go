@@ -43,6 +43,7 @@ type exchange struct {
 	rt            *policyRuntime    // the policy's compiled sections (nil without policies)
 	cacheKey      string            // response cache key ("" when the policy does not cache)
 	cacheHit      bool
+	responseID    string            // the answer's "id", for the audit record
 	streamed      bool              // the answer was a stream
 	filteredOut   bool              // an output filter ended the stream
 	inputFindings []filters.Finding // what the input filters found

@@ -14,10 +14,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groundgate/groundgate/budgets"
+	"github.com/groundgate/groundgate/console"
 	"github.com/groundgate/groundgate/filters"
 	"github.com/groundgate/groundgate/grounding"
 	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/respcache"
+	"github.com/groundgate/groundgate/toggles"
 	"github.com/groundgate/groundgate/wire"
 
 	// The default budget store.
@@ -181,6 +183,8 @@ type Gateway struct {
 	// provisioning is false only for the Caddyfile adapter's policy check,
 	// which has no sources or filters loaded to resolve names against.
 	provisioning bool
+	console      *console.Console // nil: no operator keys
+	toggles      *toggles.View    // feature toggles overlay (nil: none)
 	// logGuard keeps keys out of access logs chosen per request.
 	logGuard *logGuard
 	// lastWatchErr dedupes the watcher's error logs; only it touches it.
@@ -305,7 +309,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := g.provisionTracing(); err != nil {
 		return err
 	}
-	return g.provisionPolicies(ctx)
+	if err := g.provisionPolicies(ctx); err != nil {
+		return err
+	}
+	return g.provisionConsole()
 }
 
 func (g *Gateway) provisionModels() error {
@@ -357,6 +364,11 @@ func (g *Gateway) Cleanup() error {
 
 // ServeHTTP answers the request; it never calls next.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if g.console != nil && console.Owns(r.URL.Path) {
+		g.logGuard.skipUnsafe(r, g.logger)
+		g.console.ServeHTTP(w, r)
+		return nil
+	}
 	ex := g.newExchange(w, r)
 	err := g.serve(ex)
 	if err != nil {

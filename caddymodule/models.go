@@ -77,7 +77,7 @@ func (g *Gateway) featureAliases(ex *exchange) []string {
 			}
 			for _, route := range [...]string{policies.RouteChat, policies.RouteResponses} {
 				d := set.Match(policies.Input{API: ex.route.api, Route: route, Model: a,
-					Key: ex.principal.name, Team: ex.principal.team})
+					Key: ex.principal.name, Team: ex.principal.team, Overrides: g.toggles})
 				if !d.Denied && d.ByAlias && d.Policy != nil && d.Policy.Pool != "" {
 					out = append(out, a)
 					break

@@ -95,7 +95,7 @@ func (g *Gateway) serveExplain(ex *exchange) error {
 	if g.policies != nil {
 		set := g.policies.cur.Load().set
 		d := set.Match(policies.Input{API: ex.route.api, Route: ex.route.name, Model: alias,
-			Key: ex.principal.name, Team: ex.principal.team, Feature: ex.r.Header.Get(policies.FeatureHeader)})
+			Key: ex.principal.name, Team: ex.principal.team, Feature: ex.r.Header.Get(policies.FeatureHeader), Overrides: g.toggles})
 		dec := map[string]any{"denied": d.Denied, "reason": d.Reason, "feature": d.Feature, "by_alias": d.ByAlias, "trace": d.Trace, "policy_set_hash": set.Hash()}
 		if d.Policy != nil {
 			dec["policy"], dec["source"], dec["hash"] = d.Policy.Name, d.Policy.Source, d.Policy.Hash

@@ -162,7 +162,7 @@ func (g *Gateway) selectPolicy(ex *exchange, alias string) (*compiledPolicies, e
 	d := cp.set.Match(policies.Input{
 		API: ex.route.api, Route: ex.route.name, Model: alias,
 		Key: ex.principal.name, Team: ex.principal.team,
-		Feature: ex.r.Header.Get(policies.FeatureHeader),
+		Feature: ex.r.Header.Get(policies.FeatureHeader), Overrides: g.toggles,
 	})
 	if d.Denied {
 		return nil, &wire.Error{Status: http.StatusForbidden, Type: wire.TypePermission, Code: "policy_denied", Message: d.Reason}

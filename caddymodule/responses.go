@@ -55,6 +55,7 @@ func (responsesAPI) relayAnswer(ex *exchange, at *attempt, req apiRequest) error
 		root := gjson.ParseBytes(at.body)
 		ex.recordUsage(root.Get("usage"), responsesUsage)
 		ex.traceResponseObject(root)
+		ex.responseID = root.Get("id").Str
 		if !ex.usageReported {
 			collectOutput(ex, root.Get("output"))
 		}

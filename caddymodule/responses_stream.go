@@ -97,7 +97,9 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 	typ := root.Get("type").Str
 	switch {
 	case typ == "response.created":
-		if id := root.Get("response.id").Str; id != "" && re.store {
+		id := root.Get("response.id").Str
+		ex.responseID = id
+		if id != "" && re.store {
 			_ = ex.g.owners.record(ex, id)
 		}
 		if re.active {

@@ -266,6 +266,9 @@ func (ce *chatEvents) endOfAnswer(out *streamOut) error {
 // the time of the first content. It reports whether to drop the chunk.
 func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
 	ex.traceChunk(data)
+	if ex.responseID == "" {
+		ex.responseID = gjson.GetBytes(data, "id").Str
+	}
 	if ex.ttft == 0 && gjson.GetBytes(data, "choices.0.delta").Exists() {
 		ex.ttft = time.Since(ex.start)
 		timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())

@@ -177,6 +177,16 @@ func (s *Set) Match(in Input) Decision {
 		return d
 	}
 	d.Feature = win.Feature
+	if win.Feature != "" && in.Overrides != nil && in.Team != "" {
+		if on, set := in.Overrides.Access(win.Feature, in.Team); set {
+			if !on {
+				return denied(d, fmt.Sprintf("feature %q is switched off for team %q in the admin console (overlay on policy %q, %s)",
+					win.Feature, clip(in.Team), win.Name, win.Source))
+			}
+			d.Policy = win
+			return d
+		}
+	}
 	if win.Feature != "" {
 		switch win.Teams.check(in.Team) {
 		case accessDisabled:

@@ -14,6 +14,17 @@ type Input struct {
 	Key     string // principal (client key) name
 	Team    string // principal's team
 	Feature string // value of x-groundgate-feature, "" if absent
+	// Overrides, when set, switches features on or off per team over
+	// what the policy files say (the admin console's toggles).
+	Overrides Overrides
+}
+
+// Overrides is a live overlay on the policy files' team access. Access
+// reports whether feature is switched on for team, and set=false when the
+// overlay says nothing (the policy file decides). It must be safe for
+// concurrent use and fast: Match calls it once per feature request.
+type Overrides interface {
+	Access(feature, team string) (on, set bool)
 }
 
 // FeatureHeader is the request header that names a copilot feature.

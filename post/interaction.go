@@ -14,6 +14,9 @@ import (
 type Interaction struct {
 	// RequestID is the gateway's request id (the X-Request-Id header).
 	RequestID string `json:"request_id"`
+	// ResponseID is the id of the answer the client got (the chat
+	// completion's "id"), by which it may send feedback.
+	ResponseID string `json:"response_id,omitempty"`
 	// Time is when the request arrived.
 	Time time.Time `json:"time"`
 	// Principal is the client key's name; Team its team.
@@ -60,6 +63,8 @@ type Interaction struct {
 	// or message when the request failed.
 	Status int    `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// CacheHit is true when the answer came from the response cache.
+	CacheHit bool `json:"cache_hit,omitempty"`
 	// Incomplete marks an answer that did not reach its end, and
 	// IncompleteReason says why: client_disconnected (the client left or
 	// stopped reading), upstream_error (the upstream stream broke),

@@ -21,6 +21,11 @@ fi
 echo "== redis-server (for the shared-budget tests)"
 ./scripts/redis-test-server.sh install
 
+echo "== chromium (for the admin console's browser tests)"
+if ! ./scripts/chromium-install.sh; then
+  echo "chromium could not be installed: the browser tests will skip" >&2
+fi
+
 echo "== JavaScript clients (the Vercel AI SDK, for the client tests)"
 ./scripts/node-clients.sh install
 export GROUNDGATE_REQUIRE_NODE_CLIENTS=1

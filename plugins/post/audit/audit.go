@@ -284,3 +284,16 @@ var (
 	_ post.Recorder      = (*Audit)(nil)
 	_ caddy.Destructor   = (*queue)(nil)
 )
+
+// SQLiteTable names the SQLite database and table the module writes
+// (ok is false for the other sinks), for the admin console's analytics.
+func (a *Audit) SQLiteTable() (path, table string, ok bool) {
+	if a.SQLite == nil {
+		return "", "", false
+	}
+	table = a.SQLite.Table
+	if table == "" {
+		table = "audit"
+	}
+	return a.SQLite.Path, table, true
+}

@@ -204,3 +204,28 @@ func sqliteArgs(in *post.Interaction) ([]any, error) {
 }
 
 func (s *sqliteSink) close() error { return s.db.Close() }
+
+// SQLiteWriter writes interactions straight into a SQLite audit table,
+// as the sink does, for tools that make or import audit data.
+type SQLiteWriter struct{ s *sqliteSink }
+
+// OpenSQLiteWriter opens (or creates) the database and table c names.
+func OpenSQLiteWriter(c SQLite) (*SQLiteWriter, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	s, err := openSQLite(c)
+	if err != nil {
+		return nil, err
+	}
+	return &SQLiteWriter{s: s}, nil
+}
+
+// Write inserts the records in one transaction.
+func (w *SQLiteWriter) Write(ctx context.Context, recs []*post.Interaction) error {
+	_, err := w.s.write(ctx, recs)
+	return err
+}
+
+// Close closes the database.
+func (w *SQLiteWriter) Close() error { return w.s.close() }

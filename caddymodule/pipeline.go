@@ -142,8 +142,15 @@ func (g *Gateway) preprocess(ex *exchange, ad apiAdapter) ([]byte, apiRequest, e
 	return body, req, nil
 }
 
-// relay sends the upstream's answer through the shape's adapter.
-func (ex *exchange) relay(ad apiAdapter, at *attempt, req apiRequest) error {
+// relay sends the upstream's answer through the shape's adapter. Its span
+// covers a stream to its end, so the output filters and post-processors a
+// stream runs event by event are inside a step of the trace too.
+func (ex *exchange) relay(ad apiAdapter, at *attempt, req apiRequest) (err error) {
+	sp := ex.step("groundgate.relay")
+	defer func() {
+		sp.relayEnd(req.stream && at.body == nil, ex.incomplete)
+		sp.end(&err)
+	}()
 	if req.stream && at.body == nil {
 		return ad.relayStream(ex, at, req)
 	}

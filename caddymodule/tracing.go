@@ -322,6 +322,18 @@ func (s stepSpan) end(err *error) {
 	s.ex.r = s.prev
 }
 
+// relayEnd records how the relay ended: streamed or whole, and why the
+// answer is incomplete, if it is (a broken, abandoned or filtered stream).
+func (s stepSpan) relayEnd(stream bool, incomplete string) {
+	if s.span == nil {
+		return
+	}
+	s.span.SetAttributes(attribute.Bool("groundgate.stream", stream))
+	if incomplete != "" {
+		s.span.SetAttributes(attribute.String("groundgate.incomplete", incomplete))
+	}
+}
+
 // errorType names an error for error.type: the OpenAI error code the
 // client gets, or its type.
 func errorType(err error) string {

@@ -250,7 +250,7 @@ func TestTracing(t *testing.T) {
 				return false
 			}
 			for _, name := range []string{"groundgate.policy", "groundgate.filter.input", "groundgate.grounding",
-				"groundgate.grounding.records crm", "groundgate.grounding.index knowledge", "groundgate.post"} {
+				"groundgate.grounding.records crm", "groundgate.grounding.index knowledge", "groundgate.relay", "groundgate.post"} {
 				found := false
 				for _, s := range spanNamed(spans, name) {
 					if s != req && under(s, req) {
@@ -326,11 +326,23 @@ func TestTracing(t *testing.T) {
 				t.Fatal(err)
 			}
 			sid, _ := hex.DecodeString(streamID)
-			var sreq *tracepb.Span
-			for _, s := range rc.trace(t, sid, "chat gpt-4o-rec") {
-				if s.Name == "chat gpt-4o-rec" {
-					sreq = s
+			var sreq, relay *tracepb.Span
+			sspans := rc.trace(t, sid, "chat gpt-4o-rec")
+			for _, s := range sspans {
+				switch s.Name {
+				case "chat gpt-4o-rec":
+					if s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+						sreq = s
+					}
+				case "groundgate.relay":
+					relay = s
 				}
+			}
+			// The stream's relay, with its output filters, is a step of
+			// the request, ending when the stream does.
+			if relay == nil || sreq == nil || string(relay.ParentSpanId) != string(sreq.SpanId) ||
+				!attr(relay, "groundgate.stream").GetBoolValue() || relay.EndTimeUnixNano > sreq.EndTimeUnixNano {
+				t.Errorf("stream relay span %v under %v; spans %v", relay, sreq, names(sspans))
 			}
 			if attr(sreq, "gen_ai.response.id").GetStringValue() != respID || attr(sreq, "groundgate.stream") == nil ||
 				attr(sreq, "gen_ai.usage.output_tokens").GetIntValue() == 0 ||

@@ -443,41 +443,7 @@ func (li *LocalIndex) Search(ctx context.Context, query string, k int, f groundi
 	allowed := ix.filter(f)
 	depth := max(searchDepth, 4*k)
 	lex := ix.bm25(query, depth, allowed)
-	var order []fused
-	if li.Hybrid() {
-		qv, err := li.emb.query(ctx, query)
-		if err != nil {
-			li.qfailures.Add(1)
-			li.logger.Debug("query embedding failed; BM25 only", zap.Error(err))
-		} else {
-			order = fuse(float32(li.RRFK), lex, ix.vector(qv, depth, allowed))
-		}
-	}
-	if order == nil {
-		order = make([]fused, len(lex))
-		for i, s := range lex {
-			order[i] = fused{scored: s, ranks: [2]int{i + 1, 0}}
-		}
-	}
-	hits := make([]grounding.Hit, 0, k)
-	var per map[string]int
-	if f.PerArticle > 0 {
-		per = make(map[string]int, k)
-	}
-	for _, s := range order {
-		c := ix.chunks[s.doc]
-		if per != nil {
-			if per[c.ArticleID] >= f.PerArticle {
-				continue
-			}
-			per[c.ArticleID]++
-		}
-		hits = append(hits, grounding.Hit{Chunk: c, Score: float64(s.score), Lexical: s.ranks[0], Semantic: s.ranks[1]})
-		if len(hits) == k {
-			break
-		}
-	}
-	return hits, nil
+	return li.hits(li.fuse(ctx, query, lex, depth, allowed), lex, k, f), nil
 }
 
 // filter returns the document predicate of f (nil: everything).

@@ -76,17 +76,23 @@ func (li *LocalIndex) SearchQuery(ctx context.Context, q grounding.Query, k int,
 	}
 	depth := max(searchDepth, 4*k)
 	lex := ix.bm25w(buf.terms, depth, allowed, boost, qv)
-	var order []fused
-	if li.Hybrid() {
-		qv, err := li.emb.query(ctx, q.Text)
-		if err != nil {
-			li.qfailures.Add(1)
-			li.logger.Debug("query embedding failed; BM25 only", zap.Error(err))
-		} else {
-			order = fuse(float32(li.RRFK), lex, ix.vector(qv, depth, allowed))
-		}
+	return li.hits(li.fuse(ctx, q.Text, lex, depth, allowed), lex, k, f), nil
+}
+
+// fuse is the hybrid ranking of the lexical hits with the query's vector
+// neighbours; nil (the lexical order) without embeddings or when the
+// query cannot be embedded.
+func (li *LocalIndex) fuse(ctx context.Context, query string, lex []scored, depth int, allowed func(int32) bool) []fused {
+	if !li.Hybrid() {
+		return nil
 	}
-	return li.hits(order, lex, k, f), nil
+	qv, err := li.emb.query(ctx, query)
+	if err != nil {
+		li.qfailures.Add(1)
+		li.logger.Debug("query embedding failed; BM25 only", zap.Error(err))
+		return nil
+	}
+	return fuse(float32(li.RRFK), lex, li.shared.ix.vector(qv, depth, allowed))
 }
 
 // hits turns a ranking into at most k hits under the per-article cap.

@@ -255,7 +255,10 @@ func (f *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "0x8004E023", "AggregateQueryRecordLimit exceeded. Cannot perform this operation.")
 			return
 		}
-		out = groupRows(matched, ap)
+		out = matched
+		if len(ap.GroupBy) > 0 {
+			out = groupRows(matched, ap)
+		}
 	} else {
 		var e Expr
 		if s := q.Get("$filter"); s != "" {

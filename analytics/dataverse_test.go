@@ -368,3 +368,27 @@ func TestOpenDataverseChecks(t *testing.T) {
 		t.Errorf("bad credentials: %v", err)
 	}
 }
+
+// A token Dataverse no longer accepts is dropped and a fresh one fetched
+// once; throttling (429) is an error saying when to come back.
+func TestDataverseTokenAndThrottling(t *testing.T) {
+	f := newFake(t)
+	dv := dvBackend(t, f)
+	ctx := context.Background()
+	r := analytics.LastDays(1, time.Now())
+	if _, err := dv.Values(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	f.RotateToken()
+	if _, err := dv.Values(ctx, r); err != nil {
+		t.Fatalf("after the token changed: %v", err)
+	}
+	f.Throttle(1)
+	_, err := dv.Log(ctx, analytics.LogQuery{Range: r})
+	if err == nil || !strings.Contains(err.Error(), "429") || !strings.Contains(err.Error(), "Retry-After 7") {
+		t.Fatalf("throttled: %v", err)
+	}
+	if _, err := dv.Log(ctx, analytics.LogQuery{Range: r}); err != nil {
+		t.Fatalf("after throttling: %v", err)
+	}
+}

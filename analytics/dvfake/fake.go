@@ -38,7 +38,23 @@ type Server struct {
 	cols     map[string]bool
 	rows     []map[string]any
 	token    string
+	throttle int      // Web API requests still to answer 429
 	requests []string // method and decoded URL of each Web API request
+}
+
+// RotateToken makes the token handed out so far invalid (401), as when
+// it expires early; the token endpoint hands out the new one.
+func (f *Server) RotateToken() {
+	f.mu.Lock()
+	f.token = "tok-" + randomGUID()
+	f.mu.Unlock()
+}
+
+// Throttle answers the next n Web API requests with Dataverse's 429.
+func (f *Server) Throttle(n int) {
+	f.mu.Lock()
+	f.throttle = n
+	f.mu.Unlock()
 }
 
 // New starts the fake for table entitySet (e.g. "gg_audits", key
@@ -109,7 +125,16 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
 	tok := f.token
+	throttled := f.throttle > 0
+	if throttled {
+		f.throttle--
+	}
 	f.mu.Unlock()
+	if throttled {
+		w.Header().Set("Retry-After", "7")
+		writeError(w, http.StatusTooManyRequests, "0x80072322", "Number of requests exceeded the limit of 6000 over time window of 300 seconds.")
+		return
+	}
 	if r.Header.Get("Authorization") != "Bearer "+tok {
 		writeError(w, http.StatusUnauthorized, "0x80072560", "The user is not a member of the organization.")
 		return

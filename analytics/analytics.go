@@ -1,7 +1,11 @@
-// Package analytics answers the admin console's questions from the SQLite
-// audit table the audit sink writes: usage and cost by team, feature,
-// model and day, latency percentiles, the audit log with each
-// interaction's story, and agent feedback joined to the interactions.
+// Package analytics answers the admin console's questions from the audit
+// table the audit sink writes, SQLite (DB) or Dataverse (Dataverse), both
+// behind Backend: usage and cost by team, feature, model and day, latency
+// percentiles, the audit log with each interaction's story, and agent
+// feedback joined to the interactions.
+//
+// What follows is the SQLite backend; dataverse.go says how the Dataverse
+// one reads the same figures with OData aggregations.
 //
 // Aggregates come from rollup tables kept by a trigger on the audit table
 // (one row per day, team, feature and model; a latency histogram beside

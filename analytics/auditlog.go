@@ -35,10 +35,18 @@ type LogRow struct {
 	CompletionTokens int64
 	Cost             float64
 	LatencyMS        float64
+	// Key, with the Dataverse backend, is the row's request id, the
+	// tie-breaker of its cursor (ID is 0 there).
+	Key string
 }
 
 // Cursor is the Before value of the page after this row.
-func (r LogRow) Cursor() string { return fmt.Sprintf("%s|%d", r.Time, r.ID) }
+func (r LogRow) Cursor() string {
+	if r.Key != "" {
+		return r.Time + "|" + r.Key
+	}
+	return fmt.Sprintf("%s|%d", r.Time, r.ID)
+}
 
 var outcomes = map[string]string{
 	"ok":           "status >= 200 AND status < 300",
@@ -115,6 +123,9 @@ type Interaction struct {
 	Team      string
 	Feature   string
 	Model     string
+	// Key, with the Dataverse backend, is the row's primary key (a GUID;
+	// ID is 0 there).
+	Key string
 	// Record is the whole post.Interaction, JSON.
 	Record string
 }

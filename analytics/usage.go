@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -54,31 +55,11 @@ func (a *DB) Report(ctx context.Context, q UsageQuery, groupings ...[]string) ([
 	if err := q.Range.Valid(); err != nil {
 		return nil, err
 	}
-	for _, g := range groupings {
-		for _, d := range g {
-			if !slices.Contains(Dimensions, d) {
-				return nil, fmt.Errorf("group by %q: want one of %s", d, strings.Join(Dimensions, ", "))
-			}
-		}
+	if err := checkGroupings(groupings); err != nil {
+		return nil, err
 	}
 	where, args := q.where()
-	type group struct {
-		row  UsageRow
-		hist []int64
-	}
-	groups := make([]map[string]*group, len(groupings))
-	for i := range groups {
-		groups[i] = map[string]*group{}
-	}
-	var dims [4]string // day, team, feature, model
-	keyOf := func(g []string) string {
-		var b strings.Builder
-		for _, d := range g {
-			b.WriteString(dims[slices.Index(Dimensions, d)])
-			b.WriteByte(0)
-		}
-		return b.String()
-	}
+	var daily []dailyRow
 	rows, err := a.db.QueryContext(ctx, `SELECT day, team, feature, model, requests, prompt_tokens, completion_tokens, cost,
 		cache_hits, filter_actions, refusals, errors FROM `+a.table+`_daily WHERE `+where, args...)
 	if err != nil {
@@ -86,20 +67,92 @@ func (a *DB) Report(ctx context.Context, q UsageQuery, groupings ...[]string) ([
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r UsageRow
-		if err := rows.Scan(&dims[0], &dims[1], &dims[2], &dims[3], &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.Cost,
+		var d dailyRow
+		r := &d.row
+		if err := rows.Scan(&d.dims[0], &d.dims[1], &d.dims[2], &d.dims[3], &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.Cost,
 			&r.CacheHits, &r.FilterActions, &r.Refusals, &r.Errors); err != nil {
 			return nil, err
 		}
-		for i, gb := range groupings {
-			k := keyOf(gb)
-			g := groups[i][k]
+		daily = append(daily, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	var lat []latencyRow
+	lrows, err := a.db.QueryContext(ctx, `SELECT day, team, feature, model, bucket, n FROM `+a.table+`_latency WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer lrows.Close()
+	for lrows.Next() {
+		var l latencyRow
+		if err := lrows.Scan(&l.dims[0], &l.dims[1], &l.dims[2], &l.dims[3], &l.bucket, &l.n); err != nil {
+			return nil, err
+		}
+		lat = append(lat, l)
+	}
+	if err := lrows.Err(); err != nil {
+		return nil, err
+	}
+	return group(groupings, daily, lat), nil
+}
+
+func checkGroupings(groupings [][]string) error {
+	for _, g := range groupings {
+		for _, d := range g {
+			if !slices.Contains(Dimensions, d) {
+				return fmt.Errorf("group by %q: want one of %s", d, strings.Join(Dimensions, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// dailyRow is one (day, team, feature, model) group's sums; latencyRow
+// one latency bucket's count in such a group. Both backends read these
+// and group them in memory.
+type dailyRow struct {
+	dims [4]string // day, team, feature, model
+	row  UsageRow
+}
+
+type latencyRow struct {
+	dims      [4]string
+	bucket, n int64
+}
+
+// group sums the rows per grouping, with latency percentiles, largest
+// cost first (by day, oldest first, when grouped by day).
+func group(groupings [][]string, daily []dailyRow, lat []latencyRow) [][]UsageRow {
+	type acc struct {
+		row  UsageRow
+		hist []int64
+	}
+	groups := make([]map[string]*acc, len(groupings))
+	for i := range groups {
+		groups[i] = map[string]*acc{}
+	}
+	keyOf := func(g []string, dims *[4]string) string {
+		var b strings.Builder
+		for _, d := range g {
+			b.WriteString(dims[slices.Index(Dimensions, d)])
+			b.WriteByte(0)
+		}
+		return b.String()
+	}
+	for i := range daily {
+		d := &daily[i]
+		r := &d.row
+		for gi, gb := range groupings {
+			k := keyOf(gb, &d.dims)
+			g := groups[gi][k]
 			if g == nil {
-				g = &group{row: UsageRow{Key: make(map[string]string, len(gb))}}
-				for _, d := range gb {
-					g.row.Key[d] = dims[slices.Index(Dimensions, d)]
+				g = &acc{row: UsageRow{Key: make(map[string]string, len(gb))}}
+				for _, dim := range gb {
+					g.row.Key[dim] = d.dims[slices.Index(Dimensions, dim)]
 				}
-				groups[i][k] = g
+				groups[gi][k] = g
 			}
 			s := &g.row
 			s.Requests += r.Requests
@@ -112,36 +165,21 @@ func (a *DB) Report(ctx context.Context, q UsageQuery, groupings ...[]string) ([
 			s.Errors += r.Errors
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	lrows, err := a.db.QueryContext(ctx, `SELECT day, team, feature, model, bucket, n FROM `+a.table+`_latency WHERE `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer lrows.Close()
-	for lrows.Next() {
-		var b, n int64
-		if err := lrows.Scan(&dims[0], &dims[1], &dims[2], &dims[3], &b, &n); err != nil {
-			return nil, err
-		}
-		if b < 0 || b > 100 {
+	for i := range lat {
+		l := &lat[i]
+		if l.bucket < 0 || l.bucket > 100 {
 			continue
 		}
-		for i, gb := range groupings {
-			g := groups[i][keyOf(gb)]
+		for gi, gb := range groupings {
+			g := groups[gi][keyOf(gb, &l.dims)]
 			if g == nil {
 				continue
 			}
 			if g.hist == nil {
 				g.hist = make([]int64, 101)
 			}
-			g.hist[b] += n
+			g.hist[l.bucket] += l.n
 		}
-	}
-	if err := lrows.Err(); err != nil {
-		return nil, err
 	}
 	out := make([][]UsageRow, len(groupings))
 	for i, gb := range groupings {
@@ -162,7 +200,7 @@ func (a *DB) Report(ctx context.Context, q UsageQuery, groupings ...[]string) ([
 		}
 		out[i] = list
 	}
-	return out, nil
+	return out
 }
 
 func (q UsageQuery) where() (string, []any) {
@@ -220,6 +258,10 @@ func (a *DB) Values(ctx context.Context, r Range) (map[string][]string, error) {
 		}
 		seen["team"][t], seen["feature"][f], seen["model"][m] = true, true, true
 	}
+	return sortedValues(seen), rows.Err()
+}
+
+func sortedValues(seen map[string]map[string]bool) map[string][]string {
 	out := map[string][]string{}
 	for d, vals := range seen {
 		for v := range vals {
@@ -229,5 +271,17 @@ func (a *DB) Values(ctx context.Context, r Range) (map[string][]string, error) {
 		}
 		sort.Strings(out[d])
 	}
-	return out, rows.Err()
+	return out
+}
+
+var guidRe = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// sortFeedback orders summary rows by feature, then team.
+func sortFeedback(rows []FeedbackRow) {
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Feature != rows[j].Feature {
+			return rows[i].Feature < rows[j].Feature
+		}
+		return rows[i].Team < rows[j].Team
+	})
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/groundgate/groundgate/analytics"
 	"github.com/groundgate/groundgate/budgets"
 	"github.com/groundgate/groundgate/console"
+	"github.com/groundgate/groundgate/entra"
+	"github.com/groundgate/groundgate/plugins/post/audit"
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/toggles"
 )
@@ -28,7 +30,8 @@ import (
 // (Introspect): without any, its paths answer as unknown URLs. Feature
 // toggles live in the budget store when it can keep them (Redis: shared
 // by every instance), else in this process; the analytics read the audit
-// sink's SQLite database.
+// sink's SQLite database, or its Dataverse table when the sink writes the
+// analytics columns.
 
 // consoleDBs holds the analytics databases across reloads, by path and
 // table; opening one the first time may build rollups over many rows, so
@@ -62,13 +65,21 @@ func (c *consoleDB) Destruct() error {
 
 var errPreparing = errors.New("the audit database is being prepared for analytics (indexes and rollups over the existing rows, once); try again in a minute")
 
-func (c *consoleDB) get() (*analytics.DB, error) {
+func (c *consoleDB) get() (analytics.Backend, error) {
 	select {
 	case <-c.ready:
+		if c.db == nil {
+			return nil, c.err
+		}
 		return c.db, c.err
 	default:
 		return nil, errPreparing
 	}
+}
+
+// dataverseAudit is implemented by an audit module writing to Dataverse.
+type dataverseAudit interface {
+	DataverseTable() (audit.Dataverse, bool)
 }
 
 // sqliteAudit is implemented by an audit module writing to SQLite.
@@ -95,7 +106,19 @@ func (g *Gateway) provisionConsole() error {
 		g.toggles = toggles.NewView(context.Background(), toggles.Shared(), toggles.DefaultRefresh, g.logger)
 		g.held = append(g.held, g.toggles.Close)
 	}
-	dbf := func() (*analytics.DB, error) { return nil, nil }
+	dbf := func() (analytics.Backend, error) { return nil, nil }
+	if da, ok := g.audit.(dataverseAudit); ok {
+		if c, ok := da.DataverseTable(); ok {
+			client := &http.Client{Timeout: time.Duration(c.Timeout)}
+			dv, err := analytics.OpenDataverse(analytics.DataverseOptions{URL: c.URL, EntitySet: c.EntitySet, ColumnPrefix: c.ColumnPrefix,
+				KeyColumn: c.KeyColumn, APIVersion: c.APIVersion, Client: client,
+				Token: entra.New(c.TokenURL, c.ClientID, c.ClientSecret, c.Scope, client)})
+			if err != nil {
+				return fmt.Errorf("admin console: %v", err)
+			}
+			dbf = func() (analytics.Backend, error) { return dv, nil }
+		}
+	}
 	if sa, ok := g.audit.(sqliteAudit); ok {
 		if path, table, ok := sa.SQLiteTable(); ok {
 			key := "analytics|" + path + "|" + table

@@ -50,17 +50,18 @@ func Owns(path string) bool {
 type Console struct {
 	gw      Gateway
 	toggles *toggles.View
-	db      func() (*analytics.DB, error) // nil DB: the audit sink is not SQLite
+	db      func() (analytics.Backend, error) // nil: the audit sink has no analytics backend
 	logger  *zap.Logger
 	pages   map[string]*template.Template
 	assets  http.Handler
 	now     func() time.Time
 }
 
-// New builds the console. db returns the audit database for analytics; a
-// nil database (the audit sink is not SQLite) or an error leaves the
+// New builds the console. db returns the analytics backend (the audit
+// sink's SQLite database or Dataverse table); none (the sink is JSONL,
+// or Dataverse without its analytics columns) or an error leaves the
 // usage, audit and feedback pages saying why.
-func New(gw Gateway, tv *toggles.View, db func() (*analytics.DB, error), logger *zap.Logger) (*Console, error) {
+func New(gw Gateway, tv *toggles.View, db func() (analytics.Backend, error), logger *zap.Logger) (*Console, error) {
 	c := &Console{gw: gw, toggles: tv, db: db, logger: logger, pages: map[string]*template.Template{}, now: time.Now}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {

@@ -71,7 +71,7 @@ func newHarness(t *testing.T, withDB bool) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{}
-	dbf := func() (*analytics.DB, error) { return nil, nil }
+	dbf := func() (analytics.Backend, error) { return nil, nil }
 	if withDB {
 		p := filepath.Join(t.TempDir(), "audit.db")
 		if err := auditgen.Generate(context.Background(), auditgen.Options{Path: p, Rows: 2000, Days: 10, Seed: 3}); err != nil {
@@ -81,7 +81,7 @@ func newHarness(t *testing.T, withDB bool) *harness {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.db.Close() })
-		dbf = func() (*analytics.DB, error) { return h.db, nil }
+		dbf = func() (analytics.Backend, error) { return h.db, nil }
 	}
 	tv := toggles.NewView(context.Background(), new(toggles.Memory), time.Hour, nil)
 	h.c, err = New(fakeGateway{set}, tv, dbf, zap.NewNop())

@@ -168,10 +168,10 @@ func (c *Console) serveFeedbackAPI(w http.ResponseWriter, r *http.Request) {
 
 // addFeedback joins the rating to the answer's interaction, if principal
 // is the one who got the answer.
-func (c *Console) addFeedback(ctx context.Context, db *analytics.DB, principal string, f FeedbackRequest) (*FeedbackResponse, error) {
+func (c *Console) addFeedback(ctx context.Context, db analytics.Backend, principal string, f FeedbackRequest) (*FeedbackResponse, error) {
 	if db == nil {
 		return nil, &wire.Error{Status: http.StatusServiceUnavailable, Type: wire.TypeServer, Code: "feedback_unavailable",
-			Message: "Feedback is stored beside the audit records and needs the SQLite audit sink; this gateway has none."}
+			Message: "Feedback is stored with the audit records and needs the SQLite audit sink, or the Dataverse sink with analytics on; this gateway has neither."}
 	}
 	fb := analytics.Feedback{Time: c.now(), Principal: principal, Comment: f.Comment, Score: f.Score}
 	switch f.Rating {

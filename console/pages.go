@@ -298,7 +298,7 @@ func (c *Console) rangeOf(r *http.Request) (usageFilter, analytics.Range, error)
 
 // analytics returns the audit database, or renders the page saying why
 // there is none.
-func (c *Console) analytics(w http.ResponseWriter, r *http.Request, s *session, name, title string) (*analytics.DB, bool) {
+func (c *Console) analytics(w http.ResponseWriter, r *http.Request, s *session, name, title string) (analytics.Backend, bool) {
 	db, err := c.db()
 	if db != nil && err == nil {
 		return db, true
@@ -356,7 +356,7 @@ type rangeForm struct {
 
 // choices are the filter options: the teams, features and models seen in
 // the last 90 days.
-func (c *Console) choices(r *http.Request, db *analytics.DB) map[string][]string {
+func (c *Console) choices(r *http.Request, db analytics.Backend) map[string][]string {
 	out, err := db.Values(r.Context(), analytics.LastDays(90, c.now()))
 	if err != nil {
 		return map[string][]string{}

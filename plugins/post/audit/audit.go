@@ -285,6 +285,17 @@ var (
 	_ caddy.Destructor   = (*queue)(nil)
 )
 
+// DataverseTable returns the resolved Dataverse sink settings when the
+// module writes to Dataverse with its analytics columns (ok is false
+// otherwise), for the admin console's analytics. The copy holds the
+// client secret: do not log it.
+func (a *Audit) DataverseTable() (c Dataverse, ok bool) {
+	if a.Dataverse == nil || !a.Dataverse.Analytics {
+		return Dataverse{}, false
+	}
+	return *a.Dataverse, true
+}
+
 // SQLiteTable names the SQLite database and table the module writes
 // (ok is false for the other sinks), for the admin console's analytics.
 func (a *Audit) SQLiteTable() (path, table string, ok bool) {

@@ -575,6 +575,8 @@ func TestCaddyfile(t *testing.T) {
 			column_prefix new_
 			api_version v9.1
 			timeout 10s
+			analytics
+			key_column new_auditrowid
 		}
 		queue_size 500
 		batch_size 50
@@ -588,7 +590,7 @@ func TestCaddyfile(t *testing.T) {
 	dv := a.Dataverse
 	if dv == nil || dv.URL != "https://contoso.crm.dynamics.com" || dv.EntitySet != "gg_audits" || dv.TenantID != "t-1" ||
 		dv.ClientID != "c-1" || dv.ClientSecret != "{env.DV_SECRET}" || dv.ColumnPrefix != "new_" || dv.APIVersion != "v9.1" ||
-		dv.Timeout != caddy.Duration(10*time.Second) || a.QueueSize != 500 || a.BatchSize != 50 ||
+		dv.Timeout != caddy.Duration(10*time.Second) || !dv.Analytics || dv.KeyColumn != "new_auditrowid" || a.QueueSize != 500 || a.BatchSize != 50 ||
 		a.RetryMin != caddy.Duration(time.Second) || a.RetryMax != caddy.Duration(time.Minute) || a.DrainTimeout != caddy.Duration(5*time.Second) {
 		t.Errorf("got %+v %+v", a, dv)
 	}

@@ -28,6 +28,8 @@ import (
 //	        api_version   <v>       # default v9.2
 //	        column_prefix <prefix>  # default gg_
 //	        timeout       <dur>     # default 30s
+//	        analytics               # write the admin console's columns
+//	        key_column    <name>    # default <entity set without s>id
 //	    }
 //	    queue_size    <n>           # default 10000
 //	    batch_size    <n>           # default 256
@@ -161,6 +163,13 @@ func (c *Dataverse) unmarshal(d *caddyfile.Dispenser) error {
 			c.ColumnPrefix, err = cfg.String(d)
 		case "timeout":
 			c.Timeout, err = cfg.Duration(d)
+		case "analytics":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.Analytics = true
+		case "key_column":
+			c.KeyColumn, err = cfg.String(d)
 		default:
 			return d.Errf("unrecognized audit dataverse subdirective %q", sub)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
 
+	"github.com/groundgate/groundgate/analytics"
 	"github.com/groundgate/groundgate/entra"
 	"github.com/groundgate/groundgate/post"
 	"github.com/groundgate/groundgate/wire"
@@ -38,6 +39,20 @@ import (
 //	<p>records, <p>articles, <p>deniedrecords,
 //	<p>filteractions                                    multiline text (JSON)
 //	<p>details          multiline text: the whole Interaction as JSON
+//
+// With Analytics on, for the admin console's figures, each row also gets
+// (the table must have these columns too):
+//
+//	<p>day              text: the UTC day, YYYY-MM-DD (Dataverse cannot
+//	                    group by a date and time column)
+//	<p>responseid       text: the answer's id (feedback and look-ups)
+//	<p>latencybucket    whole number: the latency histogram bucket, 0-100
+//	<p>cachehit, <p>refused, <p>failed   whole number, 0 or 1
+//	<p>filtercount      whole number: the number of filter actions
+//
+// and the console writes a rating into <p>feedbackrating (whole number),
+// <p>feedbackscore (decimal), <p>feedbackcomment (multiline text),
+// <p>feedbackby (text) and <p>feedbackon (date and time).
 //
 // Empty text columns are left out of the body. Throttling (429, and 503)
 // is retried after the response's Retry-After; 401 drops the cached token
@@ -68,6 +83,13 @@ type Dataverse struct {
 	Scope string `json:"scope,omitempty"`
 	// Timeout of one HTTP request; default 30s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Analytics adds the columns the admin console's figures read
+	// (see above) to each row, and lets the console read this table.
+	Analytics bool `json:"analytics,omitempty"`
+	// KeyColumn is the table's primary key column, which the console
+	// updates feedback by; default the entity set name without its final
+	// "s", plus "id" ("gg_audits" → "gg_auditid").
+	KeyColumn string `json:"key_column,omitempty"`
 }
 
 // resolve replaces placeholders and sets defaults.
@@ -113,6 +135,9 @@ func (c *Dataverse) validate() error {
 	if !identRe.MatchString(c.EntitySet) {
 		return fmt.Errorf("dataverse: entity_set %q: want letters, digits and underscores", c.EntitySet)
 	}
+	if c.KeyColumn != "" && !identRe.MatchString(c.KeyColumn) {
+		return fmt.Errorf("dataverse: key_column %q: want letters, digits and underscores", c.KeyColumn)
+	}
 	if c.ColumnPrefix != "" && !identRe.MatchString(c.ColumnPrefix) {
 		return fmt.Errorf("dataverse: column_prefix %q: want letters, digits and underscores", c.ColumnPrefix)
 	}
@@ -130,7 +155,7 @@ func checkURL(s string) error {
 func (c *Dataverse) key() string {
 	sum := sha256.Sum256([]byte(c.ClientSecret))
 	return strings.Join([]string{c.URL, c.APIVersion, c.EntitySet, c.ColumnPrefix, c.TokenURL, c.ClientID, c.Scope,
-		hex.EncodeToString(sum[:]), time.Duration(c.Timeout).String()}, "|")
+		hex.EncodeToString(sum[:]), time.Duration(c.Timeout).String(), strconv.FormatBool(c.Analytics)}, "|")
 }
 
 type dataverseSink struct {
@@ -256,10 +281,36 @@ func (s *dataverseSink) encode(in *post.Interaction) ([]byte, error) {
 	jsonCol("articles", in.Articles, len(in.Articles) == 0)
 	jsonCol("deniedrecords", in.DeniedRecords, len(in.DeniedRecords) == 0)
 	jsonCol("filteractions", in.FilterActions, len(in.FilterActions) == 0)
+	if s.cfg.Analytics {
+		s.analyticsColumns(in, num, str)
+	}
 	str("details", string(details))
 	b = append(b, '}')
 	s.body = b
 	return b, nil
+}
+
+// analyticsColumns adds what the console's $apply aggregations group by
+// and sum: figures the SQLite rollup derives in SQL, derived here.
+func (s *dataverseSink) analyticsColumns(in *post.Interaction, num func(string, []byte), str func(string, string)) {
+	bit := func(b bool) []byte {
+		if b {
+			return []byte{'1'}
+		}
+		return []byte{'0'}
+	}
+	var actions string
+	if len(in.FilterActions) > 0 {
+		j, _ := json.Marshal(in.FilterActions)
+		actions = string(j)
+	}
+	str("day", in.Time.UTC().Format(time.DateOnly))
+	str("responseid", in.ResponseID)
+	num("latencybucket", strconv.AppendInt(nil, int64(analytics.LatencyBucket(in.LatencyMS)), 10))
+	num("cachehit", bit(in.CacheHit))
+	num("refused", bit(analytics.Refused(in.Status, actions)))
+	num("failed", bit(in.Status >= 500))
+	num("filtercount", strconv.AppendInt(nil, int64(len(in.FilterActions)), 10))
 }
 
 func (s *dataverseSink) close() error {

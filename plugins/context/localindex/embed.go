@@ -1,12 +1,10 @@
 package localindex
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
+
+	"github.com/groundgate/groundgate/wire"
 )
 
 // Embeddings configures the embeddings endpoint that turns on hybrid
@@ -202,41 +202,14 @@ func (em *embedder) call(ctx context.Context, inputs []string) ([][]float32, err
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, em.url, bytes.NewReader(b))
+	where := "embeddings " + wire.RedactURL(em.url)
+	data, err := wire.PostModel(ctx, em.client, em.url, em.azure, em.key, b, 256<<20, "embeddings")
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if em.key != "" {
-		if em.azure {
-			req.Header.Set("api-key", em.key)
-		} else {
-			req.Header.Set("Authorization", "Bearer "+em.key)
-		}
-	}
-	where := redactURL(em.url)
-	resp, err := em.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("embeddings %s: %w", where, ctx.Err())
-		}
-		return nil, fmt.Errorf("embeddings %s: request failed", where)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return nil, fmt.Errorf("embeddings %s: reading the response: %v", where, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := gjson.GetBytes(data, "error.message").Str
-		if len(msg) > 200 {
-			msg = msg[:200]
-		}
-		return nil, fmt.Errorf("embeddings %s: status %d: %s", where, resp.StatusCode, msg)
-	}
 	items := gjson.GetBytes(data, "data")
 	if !items.IsArray() || int(items.Get("#").Int()) != len(inputs) {
-		return nil, fmt.Errorf("embeddings %s: expected %d vectors in data", where, len(inputs))
+		return nil, fmt.Errorf("%s: expected %d vectors in data", where, len(inputs))
 	}
 	out := make([][]float32, len(inputs))
 	var ferr error
@@ -245,7 +218,7 @@ func (em *embedder) call(ctx context.Context, inputs []string) ([][]float32, err
 		i := int(it.Get("index").Int())
 		emb := it.Get("embedding")
 		if i < 0 || i >= len(out) || out[i] != nil || !emb.IsArray() {
-			ferr = fmt.Errorf("embeddings %s: bad item index or embedding", where)
+			ferr = fmt.Errorf("%s: bad item index or embedding", where)
 			return false
 		}
 		v := make([]float32, 0, 1536)
@@ -254,7 +227,7 @@ func (em *embedder) call(ctx context.Context, inputs []string) ([][]float32, err
 			return true
 		})
 		if len(v) == 0 || (dim != 0 && dim != len(v)) {
-			ferr = fmt.Errorf("embeddings %s: vectors of different or zero length", where)
+			ferr = fmt.Errorf("%s: vectors of different or zero length", where)
 			return false
 		}
 		dim = len(v)
@@ -267,7 +240,7 @@ func (em *embedder) call(ctx context.Context, inputs []string) ([][]float32, err
 	}
 	for i := range out {
 		if out[i] == nil {
-			return nil, fmt.Errorf("embeddings %s: missing vector %d", where, i)
+			return nil, fmt.Errorf("%s: missing vector %d", where, i)
 		}
 	}
 	return out, nil
@@ -285,13 +258,4 @@ func normalize(v []float32) {
 	for i := range v {
 		v[i] *= inv
 	}
-}
-
-// redactURL keeps scheme, host and path (no query, no user info).
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "endpoint"
-	}
-	return u.Scheme + "://" + u.Host + u.Path
 }

@@ -18,12 +18,10 @@
 package rewriter
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -180,37 +178,10 @@ func (r *Rewriter) Rewrite(ctx context.Context, conv []grounding.Turn, maxTokens
 	if err != nil {
 		return out, err
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
+	where := "query_rewriter " + wire.RedactURL(r.url)
+	data, err := wire.PostModel(ctx, r.client, r.url, r.api() == "azure", r.key, body, maxAnswer, "query_rewriter")
 	if err != nil {
 		return out, err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	if r.key != "" {
-		if r.api() == "azure" {
-			hreq.Header.Set("api-key", r.key)
-		} else {
-			hreq.Header.Set("Authorization", "Bearer "+r.key)
-		}
-	}
-	where := "query_rewriter " + redact(r.url)
-	resp, err := r.client.Do(hreq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return out, fmt.Errorf("%s: %w", where, ctx.Err())
-		}
-		return out, fmt.Errorf("%s: request failed", where)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return out, fmt.Errorf("%s: reading the answer: %v", where, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := gjson.GetBytes(data, "error.message").Str
-		if len(msg) > 200 {
-			msg = msg[:200]
-		}
-		return out, fmt.Errorf("%s: status %d: %s", where, resp.StatusCode, msg)
 	}
 	content := gjson.GetBytes(data, "choices.0.message.content")
 	if content.Type != gjson.String {
@@ -221,15 +192,6 @@ func (r *Rewriter) Rewrite(ctx context.Context, conv []grounding.Turn, maxTokens
 	out.PromptTokens = int(gjson.GetBytes(data, "usage.prompt_tokens").Int())
 	out.CompletionTokens = int(gjson.GetBytes(data, "usage.completion_tokens").Int())
 	return out, nil
-}
-
-// redact keeps scheme, host and path of u.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "endpoint"
-	}
-	return u.Scheme + "://" + u.Host + u.Path
 }
 
 // Interface guards.

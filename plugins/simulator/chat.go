@@ -69,18 +69,7 @@ func (h *Simulator) serveChat(w http.ResponseWriter, r *http.Request, dep *deplo
 		writeJSON(w, rerr.status, rerr.body())
 		return nil
 	}
-	if dep == nil { // OpenAI-shaped path: the deployment is the body's model
-		if dep, rerr = h.deploymentFromBody(root); rerr != nil {
-			writeJSON(w, rerr.status, rerr.body())
-			return nil
-		}
-		if dep == nil {
-			writeJSON(w, http.StatusNotFound, bodyDeploymentNotFound)
-			return nil
-		}
-	}
-	if dep.embeddings {
-		writeJSON(w, http.StatusBadRequest, operationNotSupportedBody("chatCompletion", dep.model))
+	if dep = h.textDeployment(w, root, dep, "chatCompletion"); dep == nil {
 		return nil
 	}
 
@@ -185,6 +174,29 @@ func parseJSONObject(body []byte) (gjson.Result, *requestError) {
 
 // deploymentFromBody resolves the body's "model" on the OpenAI-shaped
 // paths. A nil deployment without error means "not found".
+// textDeployment is the chat deployment a text request runs on: dep
+// (from an Azure path) or, on OpenAI-shaped paths, the body's model. It
+// answers the client itself and returns nil for an unknown model or an
+// embeddings deployment (Azure's OperationNotSupported for op).
+func (h *Simulator) textDeployment(w http.ResponseWriter, root gjson.Result, dep *deployment, op string) *deployment {
+	if dep == nil {
+		var rerr *requestError
+		if dep, rerr = h.deploymentFromBody(root); rerr != nil {
+			writeJSON(w, rerr.status, rerr.body())
+			return nil
+		}
+		if dep == nil {
+			writeJSON(w, http.StatusNotFound, bodyDeploymentNotFound)
+			return nil
+		}
+	}
+	if dep.embeddings {
+		writeJSON(w, http.StatusBadRequest, operationNotSupportedBody(op, dep.model))
+		return nil
+	}
+	return dep
+}
+
 func (h *Simulator) deploymentFromBody(root gjson.Result) (*deployment, *requestError) {
 	m := root.Get("model")
 	if !m.Exists() || m.Type == gjson.Null {

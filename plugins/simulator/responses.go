@@ -192,17 +192,8 @@ func (h *Simulator) serveResponses(w http.ResponseWriter, r *http.Request, apiVe
 		writeJSON(w, rerr.status, rerr.body())
 		return nil
 	}
-	dep, rerr := h.deploymentFromBody(root)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
-		return nil
-	}
+	dep := h.textDeployment(w, root, nil, "responses")
 	if dep == nil {
-		writeJSON(w, http.StatusNotFound, bodyDeploymentNotFound)
-		return nil
-	}
-	if dep.embeddings {
-		writeJSON(w, http.StatusBadRequest, operationNotSupportedBody("responses", dep.model))
 		return nil
 	}
 	req := responsesRequest{dep: dep, store: true}

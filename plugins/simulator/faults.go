@@ -162,7 +162,10 @@ func (w *window) admit(now time.Time, toks, rpm, tpm int64) admission {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.start.IsZero() || now.Sub(w.start) >= windowLength || now.Before(w.start) {
+	// Concurrent callers read the clock before taking the lock, so now may
+	// be a little before start: that is the same window, not a new one.
+	// Only a clock stepped back by a whole window opens a new one.
+	if w.start.IsZero() || now.Sub(w.start) >= windowLength || w.start.Sub(now) >= windowLength {
 		w.start, w.requests, w.tokens = now, 0, 0
 	}
 	a := admission{ok: true}

@@ -367,26 +367,7 @@ func LastUserText(root gjson.Result) string {
 		}
 		return true
 	})
-	c := last.Get("content")
-	if c.Type == gjson.String {
-		return c.Str
-	}
-	if !c.IsArray() {
-		return ""
-	}
-	var b strings.Builder
-	c.ForEach(func(_, p gjson.Result) bool {
-		if typ := p.Get("type").Str; typ == "text" || typ == "input_text" {
-			if t := p.Get("text"); t.Type == gjson.String {
-				if b.Len() > 0 {
-					b.WriteByte('\n')
-				}
-				b.WriteString(t.Str)
-			}
-		}
-		return true
-	})
-	return b.String()
+	return messageText(last.Get("content"))
 }
 
 // Extract compiles specs and extracts keys from one request. Prefer

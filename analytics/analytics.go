@@ -94,18 +94,7 @@ func (a *DB) setup(ctx context.Context) error {
 	bucket := fmt.Sprintf(bucketExpr, "NEW.latency_ms")
 	refused := fmt.Sprintf(refusedExpr, "NEW")
 	stmts := []string{
-		// The sink's own table, as plugins/post/audit creates it, so the
-		// console can open a database the sink has not written yet.
-		`CREATE TABLE IF NOT EXISTS ` + t + ` (
-			id INTEGER PRIMARY KEY AUTOINCREMENT,
-			request_id TEXT NOT NULL, time TEXT NOT NULL,
-			principal TEXT, team TEXT, policy TEXT, policy_version TEXT,
-			feature TEXT, route TEXT, model TEXT, upstream TEXT, stream INTEGER,
-			status INTEGER, error TEXT,
-			prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, latency_ms REAL,
-			records TEXT, articles TEXT, denied_records TEXT,
-			filter_actions TEXT, citations TEXT,
-			record TEXT NOT NULL)`,
+		AuditTableSQL(t),
 		`CREATE TABLE IF NOT EXISTS ` + t + `_daily (
 			day TEXT NOT NULL, team TEXT NOT NULL, feature TEXT NOT NULL, model TEXT NOT NULL,
 			requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
@@ -217,4 +206,20 @@ func (r Range) Valid() error {
 func (r Range) end() string {
 	t, _ := time.Parse(time.DateOnly, r.To)
 	return t.AddDate(0, 0, 1).Format(time.DateOnly)
+}
+
+// AuditTableSQL creates the SQLite audit sink's table named t, if absent.
+// The sink (plugins/post/audit) and the console share it, so the console
+// can open a database the sink has not written yet.
+func AuditTableSQL(t string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + t + ` (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		request_id TEXT NOT NULL, time TEXT NOT NULL,
+		principal TEXT, team TEXT, policy TEXT, policy_version TEXT,
+		feature TEXT, route TEXT, model TEXT, upstream TEXT, stream INTEGER,
+		status INTEGER, error TEXT,
+		prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, latency_ms REAL,
+		records TEXT, articles TEXT, denied_records TEXT,
+		filter_actions TEXT, citations TEXT,
+		record TEXT NOT NULL)`
 }

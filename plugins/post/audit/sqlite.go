@@ -14,6 +14,7 @@ import (
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 
+	"github.com/groundgate/groundgate/analytics"
 	"github.com/groundgate/groundgate/post"
 )
 
@@ -83,16 +84,7 @@ func openSQLite(c SQLite) (*sqliteSink, error) {
 		`PRAGMA busy_timeout = 5000`,
 		`PRAGMA journal_mode = WAL`,
 		`PRAGMA synchronous = NORMAL`,
-		`CREATE TABLE IF NOT EXISTS ` + t + ` (
-			id INTEGER PRIMARY KEY AUTOINCREMENT,
-			request_id TEXT NOT NULL, time TEXT NOT NULL,
-			principal TEXT, team TEXT, policy TEXT, policy_version TEXT,
-			feature TEXT, route TEXT, model TEXT, upstream TEXT, stream INTEGER,
-			status INTEGER, error TEXT,
-			prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, latency_ms REAL,
-			records TEXT, articles TEXT, denied_records TEXT,
-			filter_actions TEXT, citations TEXT,
-			record TEXT NOT NULL)`,
+		analytics.AuditTableSQL(t),
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			db.Close()

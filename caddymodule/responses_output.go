@@ -35,46 +35,9 @@ func (ex *exchange) filterResponse(body []byte) []byte {
 		base := "output." + strconv.Itoa(i)
 		switch it.Get("type").Str {
 		case "message":
-			j := -1
-			it.Get("content").ForEach(func(_, part gjson.Result) bool {
-				j++
-				field := partField(part)
-				t := part.Get(field)
-				if t.Type != gjson.String {
-					return true
-				}
-				res := chain.Run(t.Str, filters.StageOutput)
-				ex.countFindings(res.Findings, "output")
-				path := base + ".content." + strconv.Itoa(j) + "." + field
-				switch {
-				case res.Blocked:
-					body, _ = sjson.SetBytes(body, path, "")
-					blocked = true
-				case res.Redacted:
-					body, _ = sjson.SetBytes(body, path, res.Text)
-				}
-				return true
-			})
+			body, blocked = ex.filterParts(chain, body, it.Get("content"), base+".content.", partField, blocked)
 		case "reasoning":
-			j := -1
-			it.Get("summary").ForEach(func(_, part gjson.Result) bool {
-				j++
-				t := part.Get("text")
-				if t.Type != gjson.String {
-					return true
-				}
-				res := chain.Run(t.Str, filters.StageOutput)
-				ex.countFindings(res.Findings, "output")
-				path := base + ".summary." + strconv.Itoa(j) + ".text"
-				switch {
-				case res.Blocked:
-					body, _ = sjson.SetBytes(body, path, "")
-					blocked = true
-				case res.Redacted:
-					body, _ = sjson.SetBytes(body, path, res.Text)
-				}
-				return true
-			})
+			body, blocked = ex.filterParts(chain, body, it.Get("summary"), base+".summary.", summaryField, blocked)
 		case "function_call":
 			res := runArguments(chain, it.Get("arguments").Str)
 			ex.countFindings(res.Findings, "output")
@@ -95,6 +58,37 @@ func (ex *exchange) filterResponse(body []byte) []byte {
 		body = markFiltered(body, "")
 	}
 	return body
+}
+
+// summaryField is where a reasoning summary part keeps its text.
+func summaryField(gjson.Result) string { return "text" }
+
+// filterParts runs the output filters over the text of each part of an
+// item's array (message content, reasoning summary) at prefix: a
+// redaction rewrites the text, a block empties it and reports blocked.
+func (ex *exchange) filterParts(chain *filters.Chain, body []byte, parts gjson.Result, prefix string,
+	field func(gjson.Result) string, blocked bool) ([]byte, bool) {
+	j := -1
+	parts.ForEach(func(_, part gjson.Result) bool {
+		j++
+		f := field(part)
+		t := part.Get(f)
+		if t.Type != gjson.String {
+			return true
+		}
+		res := chain.Run(t.Str, filters.StageOutput)
+		ex.countFindings(res.Findings, "output")
+		path := prefix + strconv.Itoa(j) + "." + f
+		switch {
+		case res.Blocked:
+			body, _ = sjson.SetBytes(body, path, "")
+			blocked = true
+		case res.Redacted:
+			body, _ = sjson.SetBytes(body, path, res.Text)
+		}
+		return true
+	})
+	return body, blocked
 }
 
 // runArguments filters function call arguments. A redaction that would

@@ -32,6 +32,9 @@ func browser(t *testing.T) context.Context {
 		}
 	}
 	if path == "" {
+		if os.Getenv("GROUNDGATE_REQUIRE_CHROMIUM") == "1" {
+			t.Fatal("chromium is not installed, though scripts/test.sh installed it")
+		}
 		t.Skip("chromium is not installed: scripts/test.sh installs it (apt-get install chromium); skipping the browser tests")
 	}
 	opts := []chromedp.ExecAllocatorOption{

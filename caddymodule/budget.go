@@ -234,13 +234,15 @@ func (ex *exchange) estimate(body []byte, rt *policyRuntime) (tokenEstimate, err
 		}
 		prompt = int64(n)
 	}
-	n, err := choiceCount(body)
-	if err != nil {
-		return tokenEstimate{}, err
+	n, perAnswer := ex.choices, ex.answerCap
+	if n == 0 { // not read while the policy applied
+		if n, err = choiceCount(body); err != nil {
+			return tokenEstimate{}, err
+		}
+		perAnswer = pa.maxOutput(body)
 	}
-	perAnswer := int64(rt.budget.CompletionEstimate)
-	if m := pa.maxOutput(body); m > 0 {
-		perAnswer = m
+	if perAnswer <= 0 {
+		perAnswer = int64(rt.budget.CompletionEstimate)
 	}
 	return tokenEstimate{prompt, min(n*perAnswer, budgets.MaxUnits)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -72,6 +73,24 @@ func (chatMessages) filterInput(ex *exchange, chain *filters.Chain, body []byte)
 
 func (chatMessages) applyMeta(body []byte, meta *policies.MetaPrompt, d policies.Data) ([]byte, error) {
 	return meta.Apply(body, d)
+}
+
+// applyMetaCounted: a meta prompt added as a system message of its own
+// costs what tokens.MessageTokens says, when its text goes into the JSON
+// body unchanged (valid UTF-8; AppendString replaces invalid bytes). An
+// empty prompt adds nothing.
+func (chatMessages) applyMetaCounted(body []byte, meta *policies.MetaPrompt, d policies.Data, enc *tokens.Encoder) ([]byte, int, bool, error) {
+	added, exact := 0, true
+	out, err := meta.ApplyWith(body, d, func(p string) {
+		switch {
+		case p == "":
+		case utf8.ValidString(p):
+			added = enc.MessageTokens("system", p)
+		default:
+			exact = false
+		}
+	})
+	return out, added, exact, err
 }
 
 func (chatMessages) clampOutput(body []byte, max int, tokenizer string) ([]byte, error) {

@@ -55,8 +55,12 @@ type exchange struct {
 	streamCopy    []byte            // the stream as sent, for the cache
 	held          []*heldBudget     // budgets reserved before the upstream call
 	est           tokenEstimate
-	promptCount   int   // prompt tokens counted by the gateway (0: not counted)
-	cachedTokens  int64 // prompt tokens the upstream served from its cache
+	promptCount   int // prompt tokens counted by the gateway (0: not counted)
+	// choices and answerCap are n and the cap per answer the upstream
+	// gets (0: none), read from the client's body before the policy made
+	// it longer (choices 0: not read).
+	choices, answerCap int64
+	cachedTokens       int64 // prompt tokens the upstream served from its cache
 
 	tr *reqTrace // nil: tracing off
 

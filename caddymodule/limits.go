@@ -124,31 +124,74 @@ func (g *Gateway) compile(set *policies.Set) (*compiledPolicies, error) {
 	return cp, nil
 }
 
-// applyLimits enforces the policy's per-request token limits on the body
-// about to be sent upstream.
-func (ex *exchange) applyLimits(pa promptAdapter, body []byte, rt *policyRuntime) ([]byte, error) {
-	b := rt.budget
-	var err error
-	if body, err = ex.capAnswers(pa, body, rt); err != nil {
-		return nil, err
-	}
-	if b.PromptTokens > 0 {
-		enc, err := tokens.ForModel(ex.model.tokenizer)
-		if err != nil {
-			return nil, fmt.Errorf("policy %q limits prompt tokens but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
+// applyMeta places the meta prompt and, when the policy limits prompt
+// tokens or budgets them, counts the prompt as the upstream will see it.
+// A chat prompt whose meta prompt comes as a message of its own is
+// counted as the client's messages plus that message: the long grounded
+// text is counted from the rendered text, not walked again in the body.
+func (ex *exchange) applyMeta(pa promptAdapter, body []byte, d policies.Data, rt *policyRuntime) ([]byte, error) {
+	meta := ex.policy.Meta
+	if !rt.countsPrompt() {
+		if meta == nil {
+			return body, nil
 		}
-		n, err := pa.countPrompt(enc, body)
+		return pa.applyMeta(body, meta, d)
+	}
+	enc, err := tokens.ForModel(ex.model.tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q counts prompt tokens but model %q has no known tokenizer: %w", ex.policy.Name, ex.model.alias, err)
+	}
+	if mc, ok := pa.(metaCounter); ok && meta != nil && meta.AddsMessage() {
+		base, err := pa.countPrompt(enc, body)
 		if err != nil {
 			return nil, wire.BadRequest(pa.promptParam(), "invalid_value", err.Error())
 		}
-		ex.promptCount = n
-		if n > b.PromptTokens {
-			return nil, &wire.Error{Status: http.StatusBadRequest, Type: wire.TypeInvalidRequest, Param: pa.promptParam(), Code: "context_length_exceeded",
-				Message: "This request's prompt is limited to " + strconv.Itoa(b.PromptTokens) + " tokens by policy " + ex.policy.Name +
-					". However, your " + pa.promptParam() + " resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the " + pa.promptParam() + "."}
+		out, added, exact, err := mc.applyMetaCounted(body, meta, d, enc)
+		if err != nil {
+			return nil, err
+		}
+		if exact {
+			ex.promptCount = base + added
+			return out, nil
+		}
+		body = out
+	} else if meta != nil {
+		if body, err = pa.applyMeta(body, meta, d); err != nil {
+			return nil, err
 		}
 	}
+	n, err := pa.countPrompt(enc, body)
+	if err != nil {
+		return nil, wire.BadRequest(pa.promptParam(), "invalid_value", err.Error())
+	}
+	ex.promptCount = n
 	return body, nil
+}
+
+// metaCounter is implemented by shapes that can say what their meta
+// prompt adds to the prompt's count.
+type metaCounter interface {
+	// applyMetaCounted is applyMeta, also returning the tokens the meta
+	// prompt added; exact is false when they could not be told apart
+	// from the body's (the caller then counts the whole body).
+	applyMetaCounted(body []byte, meta *policies.MetaPrompt, d policies.Data, enc *tokens.Encoder) (out []byte, added int, exact bool, err error)
+}
+
+// countsPrompt reports whether the prompt's tokens are needed: for the
+// prompt limit, or for budgets' reservations.
+func (rt *policyRuntime) countsPrompt() bool {
+	return rt.budget.PromptTokens > 0 || len(rt.counters) > 0 || len(rt.deployCounters) > 0
+}
+
+// checkPromptLimit refuses a prompt longer than the policy allows.
+func (ex *exchange) checkPromptLimit(pa promptAdapter, rt *policyRuntime) error {
+	limit, n := rt.budget.PromptTokens, ex.promptCount
+	if limit <= 0 || n <= limit {
+		return nil
+	}
+	return &wire.Error{Status: http.StatusBadRequest, Type: wire.TypeInvalidRequest, Param: pa.promptParam(), Code: "context_length_exceeded",
+		Message: "This request's prompt is limited to " + strconv.Itoa(limit) + " tokens by policy " + ex.policy.Name +
+			". However, your " + pa.promptParam() + " resulted in " + strconv.Itoa(n) + " tokens. Please reduce the length of the " + pa.promptParam() + "."}
 }
 
 // capAnswers sets the completion cap per answer that the upstream gets.
@@ -156,6 +199,8 @@ func (ex *exchange) applyLimits(pa promptAdapter, body []byte, rt *policyRuntime
 // each gets completion_tokens/n. A policy that counts tokens also caps a
 // request that sets no cap, at completion_estimate per answer, so that
 // the reservation (n times the cap) bounds what the answers can cost.
+// It runs on the client's body, before grounding makes it long, and
+// keeps n and the cap for the reservation.
 func (ex *exchange) capAnswers(pa promptAdapter, body []byte, rt *policyRuntime) ([]byte, error) {
 	b := rt.budget
 	counts := rt.countsTokens()
@@ -167,6 +212,7 @@ func (ex *exchange) capAnswers(pa promptAdapter, body []byte, rt *policyRuntime)
 		return nil, err
 	}
 	limit := int64(0)
+	clientCap := pa.maxOutput(body)
 	switch {
 	case b.CompletionTokens > 0:
 		limit = int64(b.CompletionTokens) / n
@@ -174,12 +220,17 @@ func (ex *exchange) capAnswers(pa promptAdapter, body []byte, rt *policyRuntime)
 			return nil, wire.BadRequest("n", "invalid_value", "Policy "+ex.policy.Name+" allows "+strconv.Itoa(b.CompletionTokens)+
 				" completion tokens per request, to be shared by its answers; n="+strconv.FormatInt(n, 10)+" answers cannot have one each. Lower n.")
 		}
-	case pa.maxOutput(body) == 0:
+	case clientCap == 0:
 		limit = int64(b.CompletionEstimate)
 	default:
-		return body, nil // the client's own cap, counted n times
+		ex.choices, ex.answerCap = n, clientCap // the client's own cap, counted n times
+		return body, nil
 	}
-	return pa.clampOutput(body, int(limit), ex.model.tokenizer)
+	if body, err = pa.clampOutput(body, int(limit), ex.model.tokenizer); err != nil {
+		return nil, err
+	}
+	ex.choices, ex.answerCap = n, pa.maxOutput(body)
+	return body, nil
 }
 
 // clampCompletion lowers the client's completion limit to max, or sets

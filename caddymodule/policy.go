@@ -123,6 +123,9 @@ func (g *Gateway) applyPolicy(ex *exchange, ad apiAdapter, body []byte, alias st
 	if body, err = ex.filterInput(pa, rt.filters, body); err != nil {
 		return nil, err
 	}
+	if body, err = ex.capAnswers(pa, body, rt); err != nil {
+		return nil, err
+	}
 	data := policies.Data{
 		Principal: policies.Principal{Name: ex.principal.name, Team: ex.principal.team},
 		Feature:   ex.feature,
@@ -138,12 +141,10 @@ func (g *Gateway) applyPolicy(ex *exchange, ad apiAdapter, body []byte, alias st
 		ex.packed = packed
 		data.Records, data.Articles = packed.Records, packed.Articles
 	}
-	if ex.policy.Meta != nil {
-		if body, err = pa.applyMeta(body, ex.policy.Meta, data); err != nil {
-			return nil, err
-		}
+	if body, err = ex.applyMeta(pa, body, data, rt); err != nil {
+		return nil, err
 	}
-	return ex.applyLimits(pa, body, rt)
+	return body, ex.checkPromptLimit(pa, rt)
 }
 
 // selectPolicy finds the model the alias names and, with policies, the

@@ -722,13 +722,32 @@ func (m *MetaPrompt) render(d Data, use func(string)) error {
 // Apply renders the meta prompt with d and places it in body (an OpenAI
 // chat request) per the mode. A nil MetaPrompt returns body unchanged.
 func (m *MetaPrompt) Apply(body []byte, d Data) ([]byte, error) {
+	return m.ApplyWith(body, d, nil)
+}
+
+// ApplyWith is Apply, also showing the rendered prompt to seen (when not
+// nil) before it is placed. The text is only valid during the call.
+func (m *MetaPrompt) ApplyWith(body []byte, d Data, seen func(prompt string)) ([]byte, error) {
 	if m == nil || m.tmpl == nil {
 		return body, nil
 	}
 	var out []byte
 	var aerr error
-	if err := m.render(d, func(p string) { out, aerr = ApplySystemPrompt(body, p, m.Mode) }); err != nil {
+	err := m.render(d, func(p string) {
+		if seen != nil {
+			seen(p)
+		}
+		out, aerr = ApplySystemPrompt(body, p, m.Mode)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, aerr
+}
+
+// AddsMessage reports whether the meta prompt goes in as a system
+// message of its own (prepend, append), leaving the client's messages as
+// they are; replace removes the client's system messages.
+func (m *MetaPrompt) AddsMessage() bool {
+	return m != nil && m.tmpl != nil && m.Mode != ModeReplace
 }

@@ -104,6 +104,13 @@ func (e *Encoder) CountChatValid(body []byte) (int, error) {
 	return n, nil
 }
 
+// MessageTokens is what one more message, with this role and a string
+// content, adds to CountChat's total: a gateway that adds a message of
+// its own to a counted prompt counts that message alone.
+func (e *Encoder) MessageTokens(role, content string) int {
+	return tokensPerMessage + e.Count(role) + e.Count(content)
+}
+
 // CountMessages counts an already parsed messages array like CountChat,
 // without tools, with the reply priming. Elements that are not objects cost
 // the per-message overhead only.

@@ -179,9 +179,8 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 			continue
 		}
 		ref := docRef(len(p.Articles) + 1)
-		a := policies.Article{Ref: ref, ID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL, Content: h.Text}
+		a, add := printCache.article(h, ref, enc)
 		part := a.Printed() // kept in a: the meta prompt prints it as is
-		add := enc.Count(part)
 		if len(keptArt) > 0 {
 			add += sep
 		}
@@ -225,7 +224,20 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 
 const fenceEnd = ">>>"
 
-func docRef(n int) string { return "doc" + strconv.Itoa(n) }
+func docRef(n int) string {
+	if n < len(docRefs) {
+		return docRefs[n]
+	}
+	return "doc" + strconv.Itoa(n)
+}
+
+// docRefs are the references of a request's first articles, made once.
+var docRefs = func() (r [33]string) {
+	for i := range r {
+		r[i] = "doc" + strconv.Itoa(i)
+	}
+	return r
+}()
 
 // splitFenced splits the template's rendering of n records or articles
 // into the n items. Escaping guarantees that "<<<" never occurs inside

@@ -83,7 +83,7 @@ func (h *Simulator) serveChat(w http.ResponseWriter, r *http.Request, dep *deplo
 		writeJSON(w, rerr.status, rerr.body())
 		return nil
 	}
-	pt, err := dep.enc.CountChat(body)
+	pt, err := dep.enc.CountChatValid(body) // parseJSONObject validated it
 	if err != nil {
 		rerr = badRequest("messages", "", "Invalid 'messages': "+err.Error())
 		writeJSON(w, rerr.status, rerr.body())
@@ -157,19 +157,19 @@ func (h *Simulator) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *r
 
 // parseJSONObject validates the body and returns its root object. The
 // returned Result views body without copying; body must not change.
-func parseJSONObject(body []byte) (gjson.Result, *requestError) {
+func parseJSONObject(body []byte) (fields, *requestError) {
 	if len(body) == 0 {
-		return gjson.Result{}, badRequest("", "", msgInvalidJSON)
+		return fields{}, badRequest("", "", msgInvalidJSON)
 	}
 	s := unsafe.String(unsafe.SliceData(body), len(body))
 	if !gjson.Valid(s) {
-		return gjson.Result{}, badRequest("", "", msgInvalidJSON)
+		return fields{}, badRequest("", "", msgInvalidJSON)
 	}
 	root := gjson.Parse(s)
 	if !root.IsObject() {
-		return gjson.Result{}, badRequest("", "invalid_type", "Invalid type for request body: expected an object, but got "+typeName(root)+" instead.")
+		return fields{}, badRequest("", "invalid_type", "Invalid type for request body: expected an object, but got "+typeName(root)+" instead.")
 	}
-	return root, nil
+	return indexFields(root), nil
 }
 
 // deploymentFromBody resolves the body's "model" on the OpenAI-shaped
@@ -178,7 +178,7 @@ func parseJSONObject(body []byte) (gjson.Result, *requestError) {
 // (from an Azure path) or, on OpenAI-shaped paths, the body's model. It
 // answers the client itself and returns nil for an unknown model or an
 // embeddings deployment (Azure's OperationNotSupported for op).
-func (h *Simulator) textDeployment(w http.ResponseWriter, root gjson.Result, dep *deployment, op string) *deployment {
+func (h *Simulator) textDeployment(w http.ResponseWriter, root fields, dep *deployment, op string) *deployment {
 	if dep == nil {
 		var rerr *requestError
 		if dep, rerr = h.deploymentFromBody(root); rerr != nil {
@@ -197,7 +197,7 @@ func (h *Simulator) textDeployment(w http.ResponseWriter, root gjson.Result, dep
 	return dep
 }
 
-func (h *Simulator) deploymentFromBody(root gjson.Result) (*deployment, *requestError) {
+func (h *Simulator) deploymentFromBody(root fields) (*deployment, *requestError) {
 	m := root.Get("model")
 	if !m.Exists() || m.Type == gjson.Null {
 		return nil, badRequest("model", "missing_required_parameter", "Missing required parameter: 'model'.")
@@ -233,7 +233,7 @@ func invalidType(param, want string, got gjson.Result) *requestError {
 }
 
 // intParam reads an optional integer parameter within [lo, hi].
-func intParam(root gjson.Result, name string, lo, hi int) (int, bool, *requestError) {
+func intParam(root fields, name string, lo, hi int) (int, bool, *requestError) {
 	v := root.Get(name)
 	if !v.Exists() || v.Type == gjson.Null {
 		return 0, false, nil
@@ -257,7 +257,7 @@ var validRoles = [...]string{"system", "assistant", "user", "function", "tool", 
 // parseChat validates the parameters the simulator honours and the
 // messages, applies the prompt content filter, and returns the messages
 // array and the text of the last user message.
-func (h *Simulator) parseChat(root gjson.Result, req *chatRequest) (gjson.Result, string, *requestError) {
+func (h *Simulator) parseChat(root fields, req *chatRequest) (gjson.Result, string, *requestError) {
 	var none gjson.Result
 	if v := root.Get("stream"); v.Exists() && v.Type != gjson.Null {
 		if v.Type != gjson.True && v.Type != gjson.False {
@@ -657,7 +657,7 @@ func appendUsage(b []byte, prompt, completion int) []byte {
 // tool_choice names, unless the last message is already a tool's result
 // or tool_choice is "none"), JSON for response_format, logprobs.
 // Directives (echo, tokens=N) keep their text answer.
-func (h *Simulator) chatTools(root gjson.Result, req *chatRequest, msgs gjson.Result, lastUser string, rng *rand.PCG) {
+func (h *Simulator) chatTools(root fields, req *chatRequest, msgs gjson.Result, lastUser string, rng *rand.PCG) {
 	req.logprobs = root.Get("logprobs").Type == gjson.True
 	last := msgs.Get("@reverse.0")
 	lastIsTool := last.Get("role").Str == "tool"

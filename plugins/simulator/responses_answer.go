@@ -16,7 +16,7 @@ var validInputRoles = [...]string{"user", "assistant", "system", "developer"}
 // parseResponses validates the request, normalises its input items
 // (type and id on each, string contents as parts) and returns the last
 // user text and the conversation as chat messages, for the answer.
-func (h *Simulator) parseResponses(root gjson.Result, req *responsesRequest, rng *rand.PCG) (string, gjson.Result, *requestError) {
+func (h *Simulator) parseResponses(root fields, req *responsesRequest, rng *rand.PCG) (string, gjson.Result, *requestError) {
 	var none gjson.Result
 	for _, name := range [...]string{"stream", "store", "background"} {
 		v := root.Get(name)

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -82,12 +81,12 @@ func (s *jsonlSink) write(_ context.Context, recs []*post.Interaction) (int, err
 	n := 0
 	var perm error
 	for _, in := range recs {
-		b, err := json.Marshal(in)
+		b, err := in.AppendJSON(s.buf)
 		if err != nil {
 			perm = &permanentError{fmt.Errorf("jsonl: encoding the record: %v", err)}
 			break
 		}
-		s.buf = append(append(s.buf, b...), '\n')
+		s.buf = append(b, '\n')
 		n++
 	}
 	if len(s.buf) > 0 {

@@ -25,7 +25,8 @@ func (chatAPI) parse(body []byte) (apiRequest, error) {
 	if err != nil {
 		return apiRequest{}, err
 	}
-	return apiRequest{model: chat.Model, stream: chat.Stream, includeUsage: chat.IncludeUsage}, nil
+	return apiRequest{model: chat.Model, stream: chat.Stream, includeUsage: chat.IncludeUsage,
+		structured: structuredFormat(chat.ResponseFormat)}, nil
 }
 
 // forUpstream asks for the usage chunk on streams: without it token

@@ -45,6 +45,7 @@ type exchange struct {
 	cacheHit      bool
 	responseID    string            // the answer's "id", for the audit record
 	streamed      bool              // the answer was a stream
+	structured    bool              // the client asked for a JSON answer
 	filteredOut   bool              // an output filter ended the stream
 	inputFindings []filters.Finding // what the input filters found
 	inputAnn      []byte            // their Azure-shaped annotations (JSON object)

@@ -57,6 +57,9 @@ type apiRequest struct {
 	// it must belong to the request's principal.
 	previousID string
 	noStore    bool // the client asked the upstream not to store the answer
+	// structured: the client asked for a JSON answer (chat's
+	// response_format), which post-processors must leave alone.
+	structured bool
 }
 
 // promptAdapter reads and rewrites the prompt of one API shape for the
@@ -115,6 +118,7 @@ func (g *Gateway) preprocess(ex *exchange, ad apiAdapter) ([]byte, apiRequest, e
 	if err != nil {
 		return nil, req, err
 	}
+	ex.structured = req.structured
 	alias, err := requestedModel(ex.route, req.model)
 	if err != nil {
 		return nil, req, err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/tidwall/gjson"
 
 	"github.com/groundgate/groundgate/policies"
 	"github.com/groundgate/groundgate/post"
@@ -56,18 +55,18 @@ func (g *Gateway) compilePost(p *policies.Policy) (*post.Chain, error) {
 
 func (ex *exchange) postRequest() *post.Request {
 	req := &post.Request{Packed: ex.packed, Stream: ex.streamed, Policy: ex.policy.Name, Feature: ex.feature,
-		Structured: structuredOutput(ex.sent)}
+		Structured: ex.structured}
 	if ex.principal != nil {
 		req.Scope, req.AllRecords = ex.principal.scope, ex.principal.scope == nil
 	}
 	return req
 }
 
-// structuredOutput reports whether a chat request asks for a JSON answer
-// (response_format json_object or json_schema): post-processors must then
-// leave the answer's text alone.
-func structuredOutput(body []byte) bool {
-	switch gjson.GetBytes(body, "response_format.type").Str {
+// structuredFormat reports whether a chat request's response_format type
+// asks for a JSON answer (json_object, json_schema): post-processors must
+// then leave the answer's text alone.
+func structuredFormat(typ string) bool {
+	switch typ {
 	case "json_object", "json_schema":
 		return true
 	}

@@ -25,6 +25,8 @@ type Chat struct {
 	MaxTokens int64
 	// User is the optional end-user id.
 	User string
+	// ResponseFormat is response_format.type ("" when absent).
+	ResponseFormat string
 }
 
 // Embeddings is what the gateway needs from an embeddings request.
@@ -87,6 +89,8 @@ func ParseChat(body []byte) (Chat, error) {
 			if v.Type == gjson.String {
 				c.User = v.Str
 			}
+		case "response_format":
+			c.ResponseFormat = v.Get("type").Str
 		}
 		return true
 	})

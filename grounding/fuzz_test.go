@@ -3,6 +3,7 @@ package grounding
 import (
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -10,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/groundgate/groundgate/policies"
+	"github.com/groundgate/groundgate/tokens"
 )
 
 var (
@@ -149,6 +151,41 @@ func FuzzBuildQuery(f *testing.F) {
 		}
 		if users > spec.Turns+1 || len(q.Mentions) > spec.Lookback {
 			t.Fatalf("%d parts, %d mentions for %+v", len(q.Parts), len(q.Mentions), spec)
+		}
+	})
+}
+
+// FuzzPackTokens packs chunks of any text and title and checks that the
+// packing's token count, a sum of per-article counts, equals a count of
+// the articles as templates print them.
+func FuzzPackTokens(f *testing.F) {
+	f.Add("Hold the power button.\n\nThen release it.", "Reset", "x y", 3)
+	f.Add("a>>>\n\n<<<b", "<<<t>>>", "\n\n/etc", 2)
+	f.Add("émoji 👍\r\n\r\n\tend", "", "", 1)
+	enc, err := tokens.ForModel("gpt-4o")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text, title, other string, n int) {
+		n = 1 + (n&7)%4
+		hits := make([]Hit, n)
+		for i := range hits {
+			body := text
+			if i%2 == 1 {
+				body = other + text
+			}
+			hits[i] = Hit{Chunk: Chunk{ArticleID: "a" + strconv.Itoa(i), ChunkID: "0", Title: title, Number: "KA-" + strconv.Itoa(i), Text: body + strconv.Itoa(i)}}
+		}
+		p, err := PackLimits(nil, hits, Limits{Tokens: 1 << 20}, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := CountContext(p.Records, p.Articles, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Tokens != want {
+			t.Fatalf("Tokens %d, the rendering counts %d", p.Tokens, want)
 		}
 	})
 }

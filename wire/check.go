@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 )
@@ -26,10 +27,21 @@ const smallObject = 16
 // answered on another: it is refused. Errors are *Error values ready to
 // send (400); a syntax error reports its line and column.
 func Check(body []byte) error {
-	s := &checker{data: body}
+	s := checkers.Get().(*checker)
+	s.data = body
 	s.frames, s.keys = s.frameBuf[:0], s.keyBuf[:0]
-	return s.run()
+	err := s.run()
+	// Keep no reference to the body or to the sets of large objects.
+	s.data = nil
+	clear(s.frameBuf[:])
+	if cap(s.frames) == len(s.frameBuf) && cap(s.keys) == len(s.keyBuf) {
+		checkers.Put(s)
+	}
+	return err
 }
+
+// checkers are reused: a checker's room for typical requests is 2 KB.
+var checkers = sync.Pool{New: func() any { return new(checker) }}
 
 type checker struct {
 	data   []byte

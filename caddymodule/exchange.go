@@ -78,6 +78,8 @@ type exchange struct {
 	usageReported                  bool // the upstream reported usage
 	ttft                           time.Duration
 	finished                       bool // a stream chunk carried a finish_reason
+	done                           bool // finish ran: the outcome is known
+	costUSD                        float64
 	// sent is the body sent upstream and answers the text of each choice
 	// received, for counting tokens when an upstream reports no usage.
 	sent    []byte
@@ -102,7 +104,7 @@ func (g *Gateway) newExchange(w http.ResponseWriter, r *http.Request) *exchange 
 	if ex.repl == nil {
 		ex.repl = caddy.NewReplacer()
 	}
-	ex.repl.Set("llm.request_id", ex.id)
+	ex.repl.Map(ex.placeholder)
 	w.Header().Set("X-Request-Id", ex.id)
 	ex.startTrace()
 	return ex
@@ -177,8 +179,6 @@ func (ex *exchange) finish() {
 	up := ""
 	if ex.upstream != nil {
 		up = ex.upstream.name
-		ex.repl.Set("llm.upstream", up)
-		ex.repl.Set("llm.deployment", ex.upstream.deployment)
 	}
 	// An upstream that answered, or had the request when the client
 	// left, bills it even without reporting usage: count it.
@@ -187,20 +187,10 @@ func (ex *exchange) finish() {
 	}
 	ex.settle()
 	ex.record()
-	ex.repl.Set("llm.model", alias)
-	if ex.cacheKey != "" {
-		ex.repl.Set("llm.cache", map[bool]string{true: "hit", false: "miss"}[ex.cacheHit])
-	}
-	ex.repl.Set("llm.attempts", ex.attempts)
-	ex.repl.Set("llm.prompt_tokens", ex.promptTokens)
-	ex.repl.Set("llm.completion_tokens", ex.completionTokens)
-	ex.repl.Set("llm.total_tokens", ex.promptTokens+ex.completionTokens)
-	if ex.ttft > 0 {
-		ex.repl.Set("llm.ttft_ms", ex.ttft.Milliseconds())
-	}
+	ex.done = true // the outcome's placeholders exist from now on
 	if cost := ex.costMicroUSD(); cost > 0 {
 		usd := float64(cost) / 1e6
-		ex.repl.Set("llm.cost_usd", usd)
+		ex.costUSD = usd
 		team := ""
 		if ex.principal != nil {
 			team = ex.principal.team

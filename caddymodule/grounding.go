@@ -173,7 +173,6 @@ func (ex *exchange) ground(gp *groundingPlan, body []byte) (*grounding.Packed, e
 		// the budgets with the answer's, and audited.
 		ex.rewrite = rw
 		ex.w.Header().Set("X-Groundgate-Rewrite-Tokens", strconv.Itoa(rw.PromptTokens+rw.CompletionTokens))
-		ex.repl.Set("llm.rewrite_tokens", rw.PromptTokens+rw.CompletionTokens)
 		ex.g.logger.Debug("search query rewritten", zap.String("request_id", ex.id), zap.String("policy", ex.policy.Name),
 			zap.Int("prompt_tokens", rw.PromptTokens), zap.Int("completion_tokens", rw.CompletionTokens))
 	}
@@ -199,8 +198,6 @@ func (ex *exchange) ground(gp *groundingPlan, body []byte) (*grounding.Packed, e
 		state = "degraded"
 	}
 	ex.w.Header().Set("X-Groundgate-Context", state)
-	ex.repl.Set("llm.context_records", len(res.Packed.Records))
-	ex.repl.Set("llm.context_docs", len(res.Packed.Docs))
 	return &res.Packed, nil
 }
 

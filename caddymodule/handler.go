@@ -391,8 +391,6 @@ func (g *Gateway) serve(ex *exchange) error {
 	if ex.principal, err = g.authenticate(ex.r); err != nil {
 		return err
 	}
-	ex.repl.Set("llm.principal", ex.principal.name)
-	ex.repl.Set("llm.team", ex.principal.team)
 	switch rt.op {
 	case opModels:
 		return g.serveModels(ex)

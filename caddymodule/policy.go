@@ -170,9 +170,6 @@ func (g *Gateway) selectPolicy(ex *exchange, alias string) (*compiledPolicies, e
 	}
 	p := d.Policy
 	ex.policy, ex.feature = p, d.Feature
-	ex.repl.Set("llm.policy", p.Name)
-	ex.repl.Set("llm.policy_hash", p.Hash)
-	ex.repl.Set("llm.feature", d.Feature)
 	ex.w.Header().Set("X-Groundgate-Policy", p.Name)
 
 	switch {

@@ -288,8 +288,13 @@ func (ex *exchange) mergePromptAnnotations(body []byte) []byte {
 	if len(ex.inputAnn) <= 2 { // no active input filter: nothing to add
 		return body
 	}
-	if !gjson.GetBytes(body, "prompt_filter_results.0").Exists() {
-		body, _ = sjson.SetRawBytes(body, "prompt_filter_results", []byte(`[{"prompt_index":0,"content_filter_results":{}}]`))
+	if ex.inputAnn[0] == '{' && !gjson.GetBytes(body, "prompt_filter_results.0").Exists() {
+		// Nothing to merge with: one patch adds ours.
+		v := make([]byte, 0, len(ex.inputAnn)+48)
+		v = append(v, `[{"prompt_index":0,"content_filter_results":`...)
+		v = append(append(v, ex.inputAnn...), `}]`...)
+		body, _ = sjson.SetRawBytes(body, "prompt_filter_results", v)
+		return body
 	}
 	return mergeAnnotations(body, "prompt_filter_results.0.content_filter_results", ex.inputAnn)
 }

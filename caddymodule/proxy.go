@@ -193,7 +193,7 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 		return at, "", nil
 	}
 	// Non-streamed (or an error answer): read it all inside the timer.
-	at.body, err = readAllInto(make([]byte, 0, 4096), io.LimitReader(resp.Body, g.MaxResponseBody+1))
+	at.body, err = readAllInto(make([]byte, 0, answerBufSize(resp.ContentLength, g.MaxResponseBody)), io.LimitReader(resp.Body, g.MaxResponseBody+1))
 	resp.Body.Close()
 	if err != nil {
 		return fail("read", err)
@@ -398,4 +398,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// answerBufSize is the room to read an answer into: its length and one
+// byte to see the end, when the upstream said how long it is (and within
+// the limit), else 4 KB to start.
+func answerBufSize(contentLength, limit int64) int {
+	if contentLength >= 0 && contentLength <= limit {
+		return int(contentLength) + 1
+	}
+	return 4096
 }

@@ -659,7 +659,8 @@ func appendUsage(b []byte, prompt, completion int) []byte {
 // Directives (echo, tokens=N) keep their text answer.
 func (h *Simulator) chatTools(root fields, req *chatRequest, msgs gjson.Result, lastUser string, rng *rand.PCG) {
 	req.logprobs = root.Get("logprobs").Type == gjson.True
-	last := msgs.Get("@reverse.0")
+	var last gjson.Result // the last message (@reverse would copy them all)
+	msgs.ForEach(func(_, m gjson.Result) bool { last = m; return true })
 	lastIsTool := last.Get("role").Str == "tool"
 	directed := req.dir.echo || req.dir.echoSystem || req.dir.tokens >= 0
 	if t := chooseTool(root.Get("tools"), root.Get("tool_choice"), lastIsTool); t != nil && !directed {

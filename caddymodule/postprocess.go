@@ -56,7 +56,7 @@ func (g *Gateway) compilePost(p *policies.Policy) (*post.Chain, error) {
 
 func (ex *exchange) postRequest() *post.Request {
 	req := &post.Request{Packed: ex.packed, Stream: ex.streamed, Policy: ex.policy.Name, Feature: ex.feature,
-		Structured: structuredOutput(ex.sent)}
+		Structured: ex.structuredAnswer()}
 	if ex.principal != nil {
 		req.Scope, req.AllRecords = ex.principal.scope, ex.principal.scope == nil
 	}

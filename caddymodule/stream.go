@@ -66,6 +66,7 @@ func (o *streamOut) send(raw []byte) error {
 // error event.
 func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
 	g := ex.g
+	ex.releaseForStream(at)
 	h := ex.w.Header()
 	ct := at.resp.Header.Get("Content-Type")
 	if !strings.HasPrefix(ct, "text/event-stream") {

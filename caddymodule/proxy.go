@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -367,18 +368,21 @@ func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex
 	if op == opStoredResponse {
 		method = ex.r.Method
 	}
+	var sent *sentBody
+	if len(body) > 0 {
+		sent = newSentBody(body)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: sent.written})
+	}
 	req, err := http.NewRequestWithContext(ctx, method, target, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	var sent *sentBody
-	if len(body) == 0 && body != nil {
-		req.Body = http.NoBody
-	} else if body != nil {
-		sent = newSentBody(body)
+	if sent != nil {
 		req.Body, _ = sent.reader()
 		req.GetBody = sent.reader
 		req.ContentLength = int64(len(body))
+	} else if body != nil {
+		req.Body = http.NoBody
 	}
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}

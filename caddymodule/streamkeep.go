@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net/http/httptrace"
 	"sync"
 
 	"github.com/groundgate/groundgate/policies"
@@ -77,57 +79,51 @@ func (ex *exchange) trimContext() {
 	}
 }
 
-// errBodyReleased is what a read of a released request body gets; the
-// transport sees it only if it rewinds a request that was answered.
+// errBodyReleased is what rewinding a released request body gets; the
+// transport rewinds only a request that got no answer.
 var errBodyReleased = errors.New("request body released after the upstream answered")
 
 // sentBody is an upstream request's body that can be let go once the
-// upstream has answered: the transport keeps the request, and with it
-// its body, until the answer has been read to its end, which for a
-// stream is its whole life. Readers (the transport's, and those GetBody
-// makes to rewind) read through it, never holding the bytes themselves.
+// upstream has answered. The transport keeps a request, and with it its
+// body, until the answer has been read to its end, which for a stream is
+// its whole life. The request reads the body through bytes.Readers (the
+// transport sends those with their headers in one write, other readers
+// after a flush of their own) that are emptied once the request has been
+// written; rewinding it for a retry (GetBody) works until release.
 type sentBody struct {
-	mu sync.Mutex
-	b  []byte // nil once released
-	n  int    // len(b), kept after the release
+	mu      sync.Mutex
+	b       []byte          // nil once released
+	readers []*bytes.Reader // made for the request, emptied once written
 }
 
-func newSentBody(b []byte) *sentBody { return &sentBody{b: b, n: len(b)} }
+func newSentBody(b []byte) *sentBody { return &sentBody{b: b} }
 
-// reader reads the body from its start (the request's Body and GetBody).
+// reader reads the body from its start: the request's Body, and its
+// GetBody.
 func (s *sentBody) reader() (io.ReadCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.b == nil {
 		return nil, errBodyReleased
 	}
-	return &sentReader{s: s}, nil
+	r := bytes.NewReader(s.b)
+	s.readers = append(s.readers, r)
+	return io.NopCloser(r), nil
 }
 
+// written empties the readers: called once the transport has written the
+// request (httptrace's WroteRequest, on the goroutine that read them).
+func (s *sentBody) written(httptrace.WroteRequestInfo) {
+	s.mu.Lock()
+	for _, r := range s.readers {
+		r.Reset(nil)
+	}
+	s.mu.Unlock()
+}
+
+// release drops the body: no rewind needs it once the upstream answered.
 func (s *sentBody) release() {
 	s.mu.Lock()
 	s.b = nil
 	s.mu.Unlock()
 }
-
-type sentReader struct {
-	s   *sentBody
-	off int
-}
-
-func (r *sentReader) Read(p []byte) (int, error) {
-	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.off >= s.n {
-		return 0, io.EOF
-	}
-	if s.b == nil {
-		return 0, errBodyReleased
-	}
-	n := copy(p, s.b[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (*sentReader) Close() error { return nil }

@@ -104,9 +104,13 @@ func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
 		rd = &primedReader{rd: sse.NewReader(at.resp.Body, 0)}
 	}
 	// One event variable for the stream: its address goes to the relay.
+	// It is cleared before each wait, which can last as long as the
+	// upstream pauses, so the last event does not pin its buffer (the
+	// events held before the first token, once replayed).
 	var ev sse.Event
 	for {
 		var err error
+		ev = sse.Event{}
 		ev, err = rd.Next()
 		if err != nil {
 			timer.Stop()

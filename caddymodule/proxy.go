@@ -157,7 +157,7 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 		return fail("credentials", err)
 	}
 	sent := time.Now()
-	resp, err := g.client.Do(req)
+	resp, err := u.client.Do(req)
 	if err != nil {
 		return fail("connect", err)
 	}

@@ -49,6 +49,12 @@ func BenchmarkOpenStreams(b *testing.B) {
 			main.handler = up.Config.Handler.ServeHTTP
 			return gatewayHandler(g)
 		}},
+		// The upstream speaks HTTP/2 (h2c): its side changes too.
+		{"gateway_h2c", func(b *testing.B, up *pausedUpstream) http.Handler {
+			cfg := azure("a", up.URL, 0)
+			cfg.H2C = true
+			return gatewayHandler(newGateway(b, nil, cfg))
+		}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			up := newPausedUpstream(b)
@@ -87,7 +93,7 @@ func gatewayHandler(g *Gateway) http.Handler {
 }
 
 // pausedUpstream streams the start of an answer, then holds every stream
-// until release is closed.
+// until release is closed. It speaks HTTP/1.1 and h2c.
 type pausedUpstream struct {
 	*httptest.Server
 	mu      sync.Mutex
@@ -96,7 +102,7 @@ type pausedUpstream struct {
 
 func newPausedUpstream(b *testing.B) *pausedUpstream {
 	p := &pausedUpstream{release: make(chan struct{})}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		p.mu.Lock()
 		release := p.release
@@ -117,6 +123,10 @@ func newPausedUpstream(b *testing.B) *pausedUpstream {
 		}
 		_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	}))
+	p.Config.Protocols = new(http.Protocols)
+	p.Config.Protocols.SetHTTP1(true)
+	p.Config.Protocols.SetUnencryptedHTTP2(true)
+	p.Start()
 	b.Cleanup(p.Close)
 	return p
 }

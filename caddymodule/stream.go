@@ -54,6 +54,13 @@ func (o *streamOut) sendData(data []byte) error {
 	return o.send(o.frame)
 }
 
+// sendTyped sends data as one event named typ (the Responses API's
+// events), as typedEvent frames it.
+func (o *streamOut) sendTyped(typ string, data []byte) error {
+	o.frame = append(append(append(append(append(o.frame[:0], "event: "...), typ...), "\ndata: "...), data...), "\n\n"...)
+	return o.send(o.frame)
+}
+
 // send writes raw events (kept for the cache) under the client write
 // deadline.
 func (o *streamOut) send(raw []byte) error {

@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            }
 //	            priority <n>
 //	            weight <n>
+//	            h2c
 //	        }
 //	    }
 //	    max_request_body <size>
@@ -335,6 +336,11 @@ func parseUpstream(d *caddyfile.Dispenser, u *UpstreamConfig) error {
 			err = parseInt(d, &u.Priority)
 		case "weight":
 			err = parseInt(d, &u.Weight)
+		case "h2c":
+			if d.NextArg() {
+				return d.Errf("%s upstream: h2c takes no arguments, got %q", u.Type, d.Val())
+			}
+			u.H2C = true
 		case "entra":
 			u.Entra = new(EntraConfig)
 			err = parseEntra(d, u.Entra)

@@ -143,7 +143,7 @@ func (ex *exchange) relayJSON(at *attempt) error {
 			ex.cacheStore(ex.cacheKey, false, at.body, ex.rt.cacheTTL)
 		}
 	} else {
-		ex.sent = nil // nothing to count for an upstream error
+		ex.forgetSent() // nothing to count for an upstream error
 	}
 	h := ex.w.Header()
 	ct := at.resp.Header.Get("Content-Type")

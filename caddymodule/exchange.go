@@ -81,9 +81,12 @@ type exchange struct {
 	done                           bool // finish ran: the outcome is known
 	costUSD                        float64
 	// sent is the body sent upstream and answers the text of each choice
-	// received, for counting tokens when an upstream reports no usage.
-	sent    []byte
-	answers [][]byte
+	// received, for counting tokens when an upstream reports no usage. A
+	// started stream releases sent once its prompt is counted, keeping
+	// the count and what post-processing reads of it (streamkeep.go).
+	sent       []byte
+	sentTokens int64
+	answers    [][]byte
 	// incomplete says why the answer did not reach its end ("": it did).
 	incomplete string
 	// abandoned: the client left while an upstream attempt was in flight;
@@ -182,7 +185,7 @@ func (ex *exchange) finish() {
 	}
 	// An upstream that answered, or had the request when the client
 	// left, bills it even without reporting usage: count it.
-	if !ex.usageReported && ex.sent != nil && (ex.upstream != nil || ex.abandoned) {
+	if !ex.usageReported && ex.sentKnown() && (ex.upstream != nil || ex.abandoned) {
 		ex.countUsage()
 	}
 	ex.settle()

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -178,7 +180,24 @@ type streamFilter struct {
 	scanners map[streamText]*filters.StreamScanner
 	order    []streamText // scanners in order of creation
 	closed   map[int64]bool
+
+	// Per chunk, reused: the texts the scanners emit, where they go in
+	// the chunk, the chunk rewritten, and the choices it finishes. A
+	// stream's chunks allocate nothing here once these have grown to a
+	// chunk's size.
+	texts     []byte
+	edits     []streamEdit
+	out       []byte
+	finishing []finishingChoice
 }
+
+// streamEdit replaces data[start:end] (a JSON string) with the JSON
+// string of texts[from:to].
+type streamEdit struct{ start, end, from, to int }
+
+// finishingChoice is a choice whose finish_reason is in the chunk: idx
+// its index, pos its position in the chunk's choices array.
+type finishingChoice struct{ idx, pos int64 }
 
 // streamText names one streamed text: a choice's content (tool -1), its
 // refusal (tool -2) or the arguments of its tool call number tool.
@@ -199,71 +218,96 @@ func (sf *streamFilter) scanner(k streamText) *filters.StreamScanner {
 }
 
 // chunk rewrites one chunk's delta contents and tool-call arguments with
-// the scanned text. It returns the new data and, when a filter blocks,
-// the index of the blocked choice (-1 otherwise). A chunk carrying a
-// finish_reason first releases what its choice still holds.
-func (sf *streamFilter) chunk(ex *exchange, data []byte) ([]byte, int64) {
-	out := data
+// the scanned text; choices is the chunk's choices array, read from data.
+// It returns the new data (valid until the next chunk) and, when a filter
+// blocks, the index of the blocked choice (-1 otherwise). A chunk
+// carrying a finish_reason then releases what its choice still holds.
+func (sf *streamFilter) chunk(ex *exchange, data []byte, choices gjson.Result) ([]byte, int64) {
+	sf.texts, sf.edits, sf.finishing = sf.texts[:0], sf.edits[:0], sf.finishing[:0]
 	blocked := int64(-1)
-	gjson.GetBytes(data, "choices").ForEach(func(key, ch gjson.Result) bool {
+	pos := int64(-1)
+	choices.ForEach(func(_, ch gjson.Result) bool {
+		pos++
 		idx := ch.Get("index").Int()
 		if sf.closed[idx] {
 			return true
 		}
-		delta := "choices." + key.String() + ".delta"
-		var held [2]string // what this chunk emits as content and refusal
+		delta := ch.Get("delta")
 		for k, member := range [...]string{"content", "refusal"} {
-			c := ch.Get("delta." + member)
-			if c.Type != gjson.String {
-				continue
-			}
-			emit, verdict := sf.scanner(streamText{idx, -1 - int64(k)}).Push(c.Str)
-			if verdict == filters.Blocked {
+			if !sf.push(streamText{idx, -1 - int64(k)}, delta.Get(member)) {
 				blocked = idx
 				return false
 			}
-			held[k] = emit
-			out, _ = sjson.SetBytes(out, delta+"."+member, emit)
 		}
-		j := -1
-		ch.Get("delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			j++
-			a := tc.Get("function.arguments")
-			if a.Type != gjson.String {
-				return true
-			}
-			emit, verdict := sf.scanner(streamText{idx, tc.Get("index").Int()}).Push(a.Str)
-			if verdict == filters.Blocked {
+		delta.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			if !sf.push(streamText{idx, tc.Get("index").Int()}, tc.Get("function.arguments")) {
 				blocked = idx
-				return false
 			}
-			out, _ = sjson.SetBytes(out, delta+".tool_calls."+strconv.Itoa(j)+".function.arguments", emit)
-			return true
+			return blocked < 0
 		})
 		if blocked >= 0 {
 			return false
 		}
-		if ch.Get("finish_reason").Type != gjson.String {
-			return true
-		}
-		sf.closed[idx] = true
-		var ok bool
-		if out, ok = sf.release(out, delta, idx, held); !ok {
-			blocked = idx
-			return false
+		if ch.Get("finish_reason").Type == gjson.String {
+			sf.closed[idx] = true
+			sf.finishing = append(sf.finishing, finishingChoice{idx, pos})
 		}
 		return true
 	})
 	if blocked >= 0 {
 		ex.countFindings(sf.findings(blocked), "output")
+		return data, blocked
 	}
-	return out, blocked
+	out := sf.apply(data)
+	for _, f := range sf.finishing {
+		var ok bool
+		if out, ok = sf.release(out, "choices."+strconv.FormatInt(f.pos, 10)+".delta", f.idx); !ok {
+			ex.countFindings(sf.findings(f.idx), "output")
+			return out, f.idx
+		}
+	}
+	return out, -1
+}
+
+// push scans one streamed text of the chunk (s, when it is a string) and
+// notes the edit that puts what may be emitted in its place. It reports
+// false when a filter blocks.
+func (sf *streamFilter) push(k streamText, s gjson.Result) bool {
+	if s.Type != gjson.String {
+		return true
+	}
+	from := len(sf.texts)
+	var verdict filters.Verdict
+	sf.texts, verdict = sf.scanner(k).PushAppend(sf.texts, s.Str)
+	if verdict == filters.Blocked {
+		return false
+	}
+	sf.edits = append(sf.edits, streamEdit{s.Index, s.Index + len(s.Raw), from, len(sf.texts)})
+	return true
+}
+
+// apply makes the chunk's edits, in order of position, into the reused
+// output buffer.
+func (sf *streamFilter) apply(data []byte) []byte {
+	if len(sf.edits) == 0 {
+		return data
+	}
+	slices.SortFunc(sf.edits, func(a, b streamEdit) int { return a.start - b.start })
+	out := sf.out[:0]
+	at := 0
+	for _, e := range sf.edits {
+		out = append(out, data[at:e.start]...)
+		out = wire.AppendString(out, unsafe.String(unsafe.SliceData(sf.texts[e.from:]), e.to-e.from))
+		at = e.end
+	}
+	sf.out = append(out, data[at:]...)
+	return sf.out
 }
 
 // release closes choice idx's scanners and adds what they still hold to
-// the delta at path (held: what the chunk already emits as content and
-// refusal). It reports false when a filter blocks.
-func (sf *streamFilter) release(data []byte, path string, idx int64, held [2]string) ([]byte, bool) {
+// the delta at path, after what the chunk already emits. It reports false
+// when a filter blocks.
+func (sf *streamFilter) release(data []byte, path string, idx int64) ([]byte, bool) {
 	for _, k := range sf.order {
 		if k.choice != idx {
 			continue
@@ -276,9 +320,8 @@ func (sf *streamFilter) release(data []byte, path string, idx int64, held [2]str
 			continue
 		}
 		if k.tool < 0 {
-			n := -1 - k.tool // 0 content, 1 refusal
-			held[n] += rest
-			data, _ = sjson.SetBytes(data, path+"."+[...]string{"content", "refusal"}[n], held[n])
+			member := path + "." + [...]string{"content", "refusal"}[-1-k.tool]
+			data, _ = sjson.SetBytes(data, member, gjson.GetBytes(data, member).Str+rest)
 			continue
 		}
 		tc := []byte(`{"index":` + strconv.FormatInt(k.tool, 10) + `,"function":{"arguments":`)
@@ -303,7 +346,7 @@ func (sf *streamFilter) finish(ex *exchange) ([]byte, int64) {
 		n := gjson.GetBytes(out, "choices.#").Int()
 		out, _ = sjson.SetRawBytes(out, "choices.-1", []byte(`{"index":`+strconv.FormatInt(idx, 10)+`,"delta":{},"finish_reason":null}`))
 		var ok bool
-		if out, ok = sf.release(out, "choices."+strconv.FormatInt(n, 10)+".delta", idx, [2]string{}); !ok {
+		if out, ok = sf.release(out, "choices."+strconv.FormatInt(n, 10)+".delta", idx); !ok {
 			ex.countFindings(sf.findings(idx), "output")
 			return nil, idx
 		}

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -33,6 +33,7 @@ type attempt struct {
 	body     []byte        // the whole body when not streaming
 	events   *primedReader // a stream's events, from the first (see streamstart.go)
 	cancel   context.CancelFunc
+	sent     *sentBody // the request's body (nil without one)
 }
 
 func (a *attempt) close() {
@@ -151,12 +152,12 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 		return nil, reason, err
 	}
 
-	req, err := u.newRequest(actx, op, body, ex)
+	req, reqBody, err := u.newRequest(actx, op, body, ex)
 	if err != nil {
 		return fail("credentials", err)
 	}
 	sent := time.Now()
-	resp, err := g.client.Do(req)
+	resp, err := u.client.Do(req)
 	if err != nil {
 		return fail("connect", err)
 	}
@@ -175,7 +176,7 @@ func (g *Gateway) try(ctx context.Context, ex *exchange, u *upstream, op operati
 		}
 		return fail(reason, fmt.Errorf("%w: status %d", errFailure, resp.StatusCode))
 	}
-	at = &attempt{resp: resp, upstream: u, cancel: cancel}
+	at = &attempt{resp: resp, upstream: u, cancel: cancel, sent: reqBody}
 	if stream && resp.StatusCode == http.StatusOK {
 		// Still within the attempt's timer: wait for the first token.
 		rd := sse.NewReader(resp.Body, 0)
@@ -352,27 +353,36 @@ func (p *pool) next(order []*upstream, tried uint64) (*upstream, int, func(error
 }
 
 // newRequest builds the upstream request: the upstream's URL, its own
-// credentials (never the client's), and the body adapted to it.
-func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex *exchange) (*http.Request, error) {
+// credentials (never the client's), and the body adapted to it, which a
+// started stream can release (see sentBody).
+func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex *exchange) (*http.Request, *sentBody, error) {
 	target := u.target(op, &ex.route, ex.upstreamQuery)
 	// Responses name the deployment in the body on every Azure route.
 	if u.setModel || (op == opResponses && body != nil) {
 		var err error
 		if body, err = setModel(body, u.deployment); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	method := http.MethodPost
-	var rd io.Reader
 	if op == opStoredResponse {
 		method = ex.r.Method
 	}
-	if body != nil {
-		rd = bytes.NewReader(body)
+	var sent *sentBody
+	if len(body) > 0 {
+		sent = newSentBody(body)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: sent.written})
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if sent != nil {
+		req.Body, _ = sent.reader()
+		req.GetBody = sent.reader
+		req.ContentLength = int64(len(body))
+	} else if body != nil {
+		req.Body = http.NoBody
 	}
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
@@ -381,9 +391,9 @@ func (u *upstream) newRequest(ctx context.Context, op operation, body []byte, ex
 	h["X-Ms-Client-Request-Id"] = []string{ex.id}
 	ex.injectTrace(ctx, h)
 	if err := u.creds.apply(ctx, h); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return req, nil
+	return req, sent, nil
 }
 
 // retryAfter is the wait an upstream's 429 or 5xx asks for.

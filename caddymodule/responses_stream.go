@@ -50,7 +50,8 @@ type partState struct {
 	text []byte // as sent
 	ctx  []byte // context members from the rewriters
 	// Where its deltas go, for releasing what is held when the upstream
-	// ends the item without a done event for the part.
+	// ends the item without a done event for the part. (A copy: a part
+	// lives as long as its item, and must not pin the event it came in.)
 	itemID    string
 	deltaType string // response.output_text.delta, …refusal.delta, …reasoning_summary_text.delta
 	index     string // "content_index" or "summary_index"
@@ -145,7 +146,7 @@ func (re *responsesEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 	if err != nil || blocked {
 		return true, err
 	}
-	if err := out.send(typedEvent(typ, re.renumber(data))); err != nil {
+	if err := out.sendTyped(typ, re.renumber(data)); err != nil {
 		return true, err
 	}
 	if re.terminal {
@@ -181,7 +182,7 @@ func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result
 			extra, _ := sjson.SetBytes(data, "type", "response.reasoning_summary_text.delta")
 			extra, _ = sjson.DeleteBytes(extra, "text")
 			extra, _ = sjson.SetBytes(extra, "delta", rest)
-			if err := out.send(typedEvent("response.reasoning_summary_text.delta", re.renumber(extra))); err != nil {
+			if err := out.sendTyped("response.reasoning_summary_text.delta", re.renumber(extra)); err != nil {
 				return nil, false, err
 			}
 			re.offset++
@@ -212,7 +213,7 @@ func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result
 			extra, _ := sjson.SetBytes(data, "type", deltaType)
 			extra, _ = sjson.DeleteBytes(extra, field)
 			extra, _ = sjson.SetBytes(extra, "delta", rest)
-			if err := out.send(typedEvent(deltaType, re.renumber(extra))); err != nil {
+			if err := out.sendTyped(deltaType, re.renumber(extra)); err != nil {
 				return nil, false, err
 			}
 			re.offset++
@@ -246,7 +247,7 @@ func (re *responsesEvents) rewrite(out *streamOut, typ string, root gjson.Result
 			extra, _ = sjson.DeleteBytes(extra, "arguments")
 			extra, _ = sjson.DeleteBytes(extra, "name")
 			extra, _ = sjson.SetBytes(extra, "delta", cs.out)
-			if err := out.send(typedEvent("response.function_call_arguments.delta", re.renumber(extra))); err != nil {
+			if err := out.sendTyped("response.function_call_arguments.delta", re.renumber(extra)); err != nil {
 				return nil, false, err
 			}
 			re.offset++
@@ -311,7 +312,7 @@ func (re *responsesEvents) part(root gjson.Result, text bool) *partState {
 	k := partKey{root.Get("output_index").Int(), root.Get("content_index").Int()}
 	ps, ok := re.parts[k]
 	if !ok {
-		ps = &partState{itemID: root.Get("item_id").Str, index: "content_index", deltaType: "response.output_text.delta"}
+		ps = &partState{itemID: strings.Clone(root.Get("item_id").Str), index: "content_index", deltaType: "response.output_text.delta"}
 		if !text {
 			ps.deltaType = "response.refusal.delta"
 		}
@@ -351,7 +352,7 @@ func (re *responsesEvents) release(out *streamOut, idx int64) (bool, error) {
 		b = append(b, `,"output_index":`+strconv.FormatInt(k.item, 10)+`,"`+ps.index+`":`+strconv.FormatInt(sub, 10)+`,"delta":`...)
 		b = wire.AppendString(b, rest)
 		b = append(b, '}')
-		if err := out.send(typedEvent(ps.deltaType, re.renumber(b))); err != nil {
+		if err := out.sendTyped(ps.deltaType, re.renumber(b)); err != nil {
 			return false, err
 		}
 		re.offset++
@@ -368,7 +369,7 @@ func (re *responsesEvents) summary(root gjson.Result) *partState {
 	k := summaryKey(root.Get("output_index").Int(), root.Get("summary_index").Int())
 	ps, ok := re.parts[k]
 	if !ok {
-		ps = &partState{sc: re.chain.NewStreamScanner(filters.StageOutput), itemID: root.Get("item_id").Str,
+		ps = &partState{sc: re.chain.NewStreamScanner(filters.StageOutput), itemID: strings.Clone(root.Get("item_id").Str),
 			index: "summary_index", deltaType: "response.reasoning_summary_text.delta"}
 		re.parts[k] = ps
 	}

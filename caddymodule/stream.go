@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -42,8 +43,22 @@ type eventRelay interface {
 
 // streamOut writes a stream's events to the client.
 type streamOut struct {
-	ex *exchange
-	rc *http.ResponseController
+	ex    *exchange
+	rc    *http.ResponseController
+	frame []byte // the event being sent, reused: a stream allocates none per event
+}
+
+// sendData sends data as one "data:" event.
+func (o *streamOut) sendData(data []byte) error {
+	o.frame = append(append(append(o.frame[:0], "data: "...), data...), "\n\n"...)
+	return o.send(o.frame)
+}
+
+// sendTyped sends data as one event named typ (the Responses API's
+// events), as typedEvent frames it.
+func (o *streamOut) sendTyped(typ string, data []byte) error {
+	o.frame = append(append(append(append(append(o.frame[:0], "event: "...), typ...), "\ndata: "...), data...), "\n\n"...)
+	return o.send(o.frame)
 }
 
 // send writes raw events (kept for the cache) under the client write
@@ -66,6 +81,7 @@ func (o *streamOut) send(raw []byte) error {
 // error event.
 func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
 	g := ex.g
+	ex.releaseForStream(at)
 	h := ex.w.Header()
 	ct := at.resp.Header.Get("Content-Type")
 	if !strings.HasPrefix(ct, "text/event-stream") {
@@ -95,9 +111,13 @@ func (ex *exchange) relayEvents(at *attempt, er eventRelay) error {
 		rd = &primedReader{rd: sse.NewReader(at.resp.Body, 0)}
 	}
 	// One event variable for the stream: its address goes to the relay.
+	// It is cleared before each wait, which can last as long as the
+	// upstream pauses, so the last event does not pin its buffer (the
+	// events held before the first token, once replayed).
 	var ev sse.Event
 	for {
 		var err error
+		ev = sse.Event{}
 		ev, err = rd.Next()
 		if err != nil {
 			timer.Stop()
@@ -161,14 +181,14 @@ func newChatEvents(ex *exchange, clientWantsUsage bool) *chatEvents {
 // deliver passes a chunk's data through the post-processors and sends it.
 func (ce *chatEvents) deliver(out *streamOut, data []byte) error {
 	if ce.ps == nil {
-		return out.send(sseEvent(data))
+		return out.sendData(data)
 	}
 	outs, err := ce.ps.Chunk(data)
 	if err != nil {
 		return err
 	}
 	for _, o := range outs {
-		if err := out.send(sseEvent(o)); err != nil {
+		if err := out.sendData(o); err != nil {
 			return err
 		}
 	}
@@ -193,17 +213,19 @@ func (ce *chatEvents) event(out *streamOut, ev *sse.Event) (bool, error) {
 		}
 		return true, nil
 	}
-	if skip := ex.inspectChunk(ev.Data, ce.clientWantsUsage); skip {
+	data := ev.Data
+	c := readChatChunk(data)
+	if skip := ex.inspectChunk(data, c, ce.clientWantsUsage); skip {
 		return false, nil
 	}
-	data := ev.Data
-	annotate := ex.inputAnn != nil && !ex.annMerged && gjson.GetBytes(data, "prompt_filter_results").Exists()
+	annotate := ex.inputAnn != nil && !ex.annMerged && c.promptResults
 	if annotate {
 		data, ex.annMerged = ex.mergePromptAnnotations(data), true
+		c = readChatChunk(data)
 	}
 	if ce.sf != nil {
 		var blocked int64
-		if data, blocked = ce.sf.chunk(ex, data); blocked >= 0 {
+		if data, blocked = ce.sf.chunk(ex, data, c.choices); blocked >= 0 {
 			return true, ex.endFiltered(out.rc, ce.sf, blocked)
 		}
 	}
@@ -254,7 +276,7 @@ func (ce *chatEvents) endOfAnswer(out *streamOut) error {
 	}
 	if ce.ps != nil {
 		for _, o := range ce.ps.End() {
-			if err := out.send(sseEvent(o)); err != nil {
+			if err := out.sendData(o); err != nil {
 				return err
 			}
 		}
@@ -262,35 +284,67 @@ func (ce *chatEvents) endOfAnswer(out *streamOut) error {
 	return nil
 }
 
+// chatChunk is what the relay reads of a chunk's top level, in one pass
+// over it. Its results point into the chunk's data: they are read while
+// the chunk is handled, and copied when kept.
+type chatChunk struct {
+	id, choices, usage gjson.Result
+	promptResults      bool // Azure's prompt annotations
+}
+
+func readChatChunk(data []byte) chatChunk {
+	var c chatChunk
+	if len(data) == 0 {
+		return c
+	}
+	gjson.Parse(unsafe.String(unsafe.SliceData(data), len(data))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str { // the first of duplicate members, as gjson.Get reads
+		case "id":
+			if !c.id.Exists() {
+				c.id = v
+			}
+		case "choices":
+			if !c.choices.Exists() {
+				c.choices = v
+			}
+		case "usage":
+			if !c.usage.Exists() {
+				c.usage = v
+			}
+		case "prompt_filter_results":
+			c.promptResults = true
+		}
+		return true
+	})
+	return c
+}
+
 // inspectChunk reads what the gateway needs from one chunk: usage, and
 // the time of the first content. It reports whether to drop the chunk.
-func (ex *exchange) inspectChunk(data []byte, clientWantsUsage bool) bool {
+func (ex *exchange) inspectChunk(data []byte, c chatChunk, clientWantsUsage bool) bool {
 	ex.traceChunk(data)
 	if ex.responseID == "" {
-		ex.responseID = gjson.GetBytes(data, "id").Str
+		ex.responseID = strings.Clone(c.id.Str)
 	}
-	if ex.ttft == 0 && gjson.GetBytes(data, "choices.0.delta").Exists() {
+	if ex.ttft == 0 && c.choices.Get("0.delta").Exists() {
 		ex.ttft = time.Since(ex.start)
 		timeToFirstToken.WithLabelValues(ex.model.alias).Observe(ex.ttft.Seconds())
 	}
 	if !ex.finished {
-		fr := gjson.GetBytes(data, "choices.0.finish_reason")
-		ex.finished = fr.Type == gjson.String
+		ex.finished = c.choices.Get("0.finish_reason").Type == gjson.String
 	}
 	// Every choice's text is kept until usage arrives: a stream that
 	// ends without it is counted from them.
-	choices := gjson.GetBytes(data, "choices")
-	if ex.collectDelta(choices) {
+	if ex.collectDelta(c.choices) {
 		ex.markIncomplete(incompleteFiltered)
 	}
-	u := gjson.GetBytes(data, "usage")
-	if !u.IsObject() {
+	if !c.usage.IsObject() {
 		return false
 	}
-	ex.recordUsage(u, chatUsage)
+	ex.recordUsage(c.usage, chatUsage)
 	ex.answers = nil
 	// The usage chunk has no choices; drop it if only we asked for it.
-	return !clientWantsUsage && !choices.Get("0").Exists()
+	return !clientWantsUsage && !c.choices.Get("0").Exists()
 }
 
 // endStream closes a broken stream the way the shape's clients can parse

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -26,24 +25,42 @@ const (
 
 // earlyEvents reads events from rd up to and including the first that
 // commits the stream (startsAnswer), copying them out of the reader's
-// buffers. An error means the stream broke before its first token.
+// buffer into one of their own. An error means the stream broke before
+// its first token.
 func earlyEvents(rd *sse.Reader, starts func(*sse.Event) bool) ([]sse.Event, error) {
 	var (
-		out  []sse.Event
-		size int
+		buf   []byte
+		spans []earlySpan
 	)
 	for {
 		ev, err := rd.Next()
 		if err != nil {
 			return nil, err
 		}
-		cp := sse.Event{Raw: bytes.Clone(ev.Raw), Data: bytes.Clone(ev.Data), Name: bytes.Clone(ev.Name), HasData: ev.HasData}
-		out = append(out, cp)
-		size += len(cp.Raw)
-		if starts(&cp) || len(out) >= maxEarlyEvents || size >= maxEarlyBytes {
-			return out, nil
+		s := earlySpan{start: len(buf), hasData: ev.HasData}
+		buf = append(append(append(buf, ev.Raw...), ev.Data...), ev.Name...)
+		s.raw, s.data, s.name = len(ev.Raw), len(ev.Data), len(ev.Name)
+		spans = append(spans, s)
+		if starts(&ev) || len(spans) >= maxEarlyEvents || len(buf) >= maxEarlyBytes {
+			break
 		}
 	}
+	out := make([]sse.Event, len(spans))
+	for i, s := range spans {
+		at := s.start
+		out[i] = sse.Event{Raw: buf[at : at+s.raw : at+s.raw], HasData: s.hasData}
+		at += s.raw
+		out[i].Data = buf[at : at+s.data : at+s.data]
+		at += s.data
+		out[i].Name = buf[at : at+s.name : at+s.name]
+	}
+	return out, nil
+}
+
+// earlySpan is where one held event lies in earlyEvents' buffer.
+type earlySpan struct {
+	start, raw, data, name int
+	hasData                bool
 }
 
 // startsAnswer reports whether an event carries part of the answer (a
@@ -93,7 +110,7 @@ func responseStarts(ev *sse.Event) bool {
 }
 
 // primedReader replays the events held before the first token, then
-// reads on.
+// reads on. The held events' buffer goes once they have been replayed.
 type primedReader struct {
 	early []sse.Event
 	rd    *sse.Reader
@@ -102,7 +119,9 @@ type primedReader struct {
 func (p *primedReader) Next() (sse.Event, error) {
 	if len(p.early) > 0 {
 		ev := p.early[0]
-		p.early = p.early[1:]
+		if p.early = p.early[1:]; len(p.early) == 0 {
+			p.early = nil
+		}
 		return ev, nil
 	}
 	return p.rd.Next()

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -99,5 +100,42 @@ func TestEarlyEventsBounded(t *testing.T) {
 	}
 	if _, err := earlyEvents(sse.NewReader(strings.NewReader("data: {\"choices\":[]}\n\n"), 0), startsAnswer); err == nil {
 		t.Fatal("a stream that ends before its first token is not an error")
+	}
+}
+
+// The held events are copies the reader's later reads do not touch, and
+// the primed reader replays them in order, then reads on and lets them go.
+func TestEarlyEventsReplayThenRelease(t *testing.T) {
+	stream := "data: {\"choices\":[],\"prompt_filter_results\":[]}\n\n" +
+		": keep-alive\n\n" +
+		"event: chunk\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\n" +
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"}}]}\n\n" +
+		"data: [DONE]\n\n"
+	rd := sse.NewReader(strings.NewReader(stream), 0)
+	early, err := earlyEvents(rd, startsAnswer)
+	if err != nil || len(early) != 3 {
+		t.Fatalf("%d early events, %v", len(early), err)
+	}
+	p := &primedReader{early: early, rd: rd}
+	var got []string
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, fmt.Sprintf("%s|%s|%q", ev.Name, ev.Data, ev.Raw))
+	}
+	want := []string{
+		`|{"choices":[],"prompt_filter_results":[]}|"data: {\"choices\":[],\"prompt_filter_results\":[]}\n\n"`,
+		`||": keep-alive\n\n"`,
+		`chunk|{"choices":[{"index":0,"delta":{"content":"Hi"}}]}|"event: chunk\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"`,
+		`|{"choices":[{"index":0,"delta":{"content":" there"}}]}|"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"}}]}\n\n"`,
+		`|[DONE]|"data: [DONE]\n\n"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("replayed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if p.early != nil {
+		t.Fatal("the held events are still referenced after their replay")
 	}
 }

@@ -65,6 +65,13 @@ type UpstreamConfig struct {
 	Priority int `json:"priority,omitempty"`
 	// Weight spreads load among deployments of equal priority. Default: 1.
 	Weight int `json:"weight,omitempty"`
+	// H2C speaks unencrypted HTTP/2 with prior knowledge to an http://
+	// endpoint that accepts it (a sidecar, a local model server, the
+	// simulator): the deployment's requests and streams then share a few
+	// connections instead of taking one each. An https endpoint needs no
+	// setting, as HTTP/2 is negotiated over TLS when the upstream offers
+	// it (Azure OpenAI does); h2c with an https endpoint is an error.
+	H2C bool `json:"h2c,omitempty"`
 }
 
 // BreakerConfig configures each deployment's circuit breaker.
@@ -117,6 +124,7 @@ type upstream struct {
 	weight   int
 	creds    credentials
 	state    *upstreamState
+	client   *http.Client // the gateway's, or its h2c one
 }
 
 // upstreamState outlives reloads: a breaker that opened under the old
@@ -139,6 +147,7 @@ func (g *Gateway) hold(pool *caddy.UsagePool, key string) {
 
 func (g *Gateway) provisionPools() error {
 	repl := caddy.NewReplacer()
+	var h2c *http.Client // made for the first upstream that asks for it
 	g.pools = make(map[string]*pool, len(g.Pools))
 	for i, pc := range g.Pools {
 		if pc.Name == "" {
@@ -159,6 +168,15 @@ func (g *Gateway) provisionPools() error {
 			if err != nil {
 				return fmt.Errorf("pool %q: upstream %d: %w", pc.Name, j, err)
 			}
+			if pc.Upstreams[j].H2C {
+				if h2c == nil {
+					t := newH2CTransport()
+					h2c = &http.Client{Transport: t}
+					// Closed with the config, as the main transport is.
+					g.held = append(g.held, t.CloseIdleConnections)
+				}
+				u.client = h2c
+			}
 			p.upstreams = append(p.upstreams, u)
 		}
 		g.pools[pc.Name] = p
@@ -167,7 +185,7 @@ func (g *Gateway) provisionPools() error {
 }
 
 func (g *Gateway) newUpstream(repl *caddy.Replacer, uc *UpstreamConfig) (*upstream, error) {
-	u := &upstream{kind: uc.Type, deployment: uc.Deployment, priority: uc.Priority, weight: uc.Weight, name: uc.Name}
+	u := &upstream{kind: uc.Type, deployment: uc.Deployment, priority: uc.Priority, weight: uc.Weight, name: uc.Name, client: g.client}
 	if u.kind == "" {
 		u.kind = "azure"
 	}
@@ -192,6 +210,9 @@ func (g *Gateway) newUpstream(repl *caddy.Replacer, uc *UpstreamConfig) (*upstre
 		return nil, fmt.Errorf("%s: endpoint %q must be an http(s) URL", u.name, endpoint)
 	}
 	u.base = base.String()
+	if uc.H2C && base.Scheme != "http" {
+		return nil, fmt.Errorf("%s: h2c is unencrypted HTTP/2 to an http:// endpoint; %s negotiates HTTP/2 over TLS by itself", u.name, u.base)
+	}
 	switch u.kind {
 	case "azure":
 		ver := uc.APIVersion
@@ -307,7 +328,9 @@ func (s *upstreamState) coolFor(d time.Duration) {
 	}
 }
 
-// newTransport is tuned for many concurrent calls to few hosts.
+// newTransport is tuned for many concurrent calls to few hosts. It
+// speaks HTTP/2 to an https upstream that offers it in the TLS handshake
+// (ALPN), HTTP/1.1 otherwise.
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -318,4 +341,14 @@ func newTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+}
+
+// newH2CTransport speaks HTTP/2 with prior knowledge to http://
+// endpoints (h2c upstreams). net/http uses h2c only on a transport whose
+// protocols leave HTTP/1 out, hence a transport of its own.
+func newH2CTransport() *http.Transport {
+	t := newTransport()
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetUnencryptedHTTP2(true)
+	return t
 }

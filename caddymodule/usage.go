@@ -104,7 +104,9 @@ func (ex *exchange) countUsage() {
 	if ex.api == nil || ex.api.prepare() == nil {
 		return
 	}
-	if n, err := ex.api.prepare().countPrompt(enc, ex.sent); err == nil {
+	if ex.sent == nil {
+		ex.promptTokens = ex.sentTokens
+	} else if n, err := ex.api.prepare().countPrompt(enc, ex.sent); err == nil {
 		ex.promptTokens = int64(n)
 	}
 	var completion int64

@@ -3,9 +3,11 @@ package sse
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func readAll(t testing.TB, r *Reader) ([]string, error) {
@@ -134,11 +136,92 @@ func TestReaderSegmentationIndependent(t *testing.T) {
 	}
 }
 
+// collect reads every event of r, copied, and the error that ended it.
+func collect(r *Reader, limit int) ([]Event, error) {
+	var out []Event
+	for i := 0; i <= limit; i++ {
+		ev, err := r.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Event{Raw: bytes.Clone(ev.Raw), Data: bytes.Clone(ev.Data), Name: bytes.Clone(ev.Name), HasData: ev.HasData})
+	}
+	return out, errors.New("reader did not terminate")
+}
+
+// reference parses in line by line as the SSE specification reads: what
+// Reader must return, however it buffers.
+func reference(in []byte, max int) ([]Event, error) {
+	var out []Event
+	var raw, data, name []byte
+	pending, hasData := false, false
+	emit := func() {
+		out = append(out, Event{Raw: append(raw, '\n'), Data: data, Name: name, HasData: hasData})
+		raw, data, name, pending, hasData = nil, nil, nil, false, false
+	}
+	lines := bytes.Split(in, []byte("\n"))
+	rest := lines[len(lines)-1]
+	for _, l := range lines[:len(lines)-1] {
+		line := bytes.TrimRight(l, "\r")
+		if len(line) == 0 {
+			if pending {
+				emit()
+			}
+			continue
+		}
+		if len(raw)+len(line)+1 > max {
+			return out, ErrEventTooLarge
+		}
+		pending = true
+		raw = append(append(raw, line...), '\n')
+		field, value := splitField(line)
+		switch string(field) {
+		case "data":
+			if hasData {
+				data = append(data, '\n')
+			}
+			data, hasData = append(data, value...), true
+		case "event":
+			name = append([]byte{}, value...)
+		}
+	}
+	switch {
+	case len(rest) > 0 && len(raw)+len(rest) > max:
+		return out, ErrEventTooLarge
+	case len(rest) > 0:
+		return out, io.ErrUnexpectedEOF
+	case pending:
+		emit()
+	}
+	return out, io.EOF
+}
+
+func sameEvents(a, b []Event) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i].Raw, b[i].Raw) || !bytes.Equal(a[i].Data, b[i].Data) || !bytes.Equal(a[i].Name, b[i].Name) || a[i].HasData != b[i].HasData {
+			return false
+		}
+	}
+	return true
+}
+
 func FuzzReader(f *testing.F) {
 	f.Add([]byte("data: {\"id\":\"\",\"choices\":[]}\n\ndata: [DONE]\n\n"))
 	f.Add([]byte("event: x\r\ndata: a\r\ndata: b\r\n\r\n"))
 	f.Add([]byte(": c\n\n\n\ndata\n\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// The same events and end as the reference, read at once or a
+		// byte at a time.
+		want, wantErr := reference(in, 4096)
+		for _, src := range []io.Reader{bytes.NewReader(in), oneByteReader{bytes.NewReader(in)}} {
+			got, err := collect(NewReader(src, 4096), len(in)+1)
+			if !sameEvents(got, want) || !errors.Is(err, wantErr) {
+				t.Fatalf("read %s, %v; want %s, %v", show(got), err, show(want), wantErr)
+			}
+		}
 		r := NewReader(bytes.NewReader(in), 4096)
 		var raw []byte
 		for i := 0; i < len(in)+1; i++ {
@@ -173,14 +256,55 @@ func BenchmarkReader(b *testing.B) {
 	b.SetBytes(int64(len(stream)))
 	b.ReportAllocs()
 	br := strings.NewReader(stream)
-	r := NewReader(br, 0)
 	for b.Loop() {
 		br.Reset(stream)
-		r.br.Reset(br)
+		r := NewReader(br, 0)
 		for {
 			if _, err := r.Next(); err != nil {
 				break
 			}
 		}
 	}
+}
+
+func show(evs []Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "[raw %q data %q name %q %v]", ev.Raw, ev.Data, ev.Name, ev.HasData)
+	}
+	return b.String()
+}
+
+// A stream of model-sized events costs one small buffer and no copies; a
+// rare large event's buffer is dropped once it has been read.
+func TestReaderBufferStaysSmall(t *testing.T) {
+	chunk := `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}` + "\n\n"
+	big := "data: " + strings.Repeat("x", 20000) + "\n\n"
+	r := NewReader(oneByteReader{strings.NewReader(chunk + chunk + big + chunk + chunk)}, 0)
+	inBuf := func(b []byte) bool { return within(r.buf, b) }
+	for i, wantBig := range []bool{false, false, true, false, false} {
+		ev, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantBig != (len(ev.Data) == 20000) {
+			t.Fatalf("event %d: %d bytes of data", i, len(ev.Data))
+		}
+		if !inBuf(ev.Raw) || !inBuf(ev.Data) {
+			t.Fatalf("event %d was copied", i)
+		}
+		if !wantBig && len(r.buf) > initialBuffer {
+			t.Fatalf("event %d: buffer of %d bytes kept", i, len(r.buf))
+		}
+	}
+}
+
+// within reports whether b is a slice of buf's array.
+func within(buf, b []byte) bool {
+	if len(b) == 0 || len(buf) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return p >= start && p+uintptr(len(b)) <= start+uintptr(cap(buf))
 }

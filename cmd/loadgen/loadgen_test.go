@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,10 +77,10 @@ func TestReadStream(t *testing.T) {
 func TestParseFlags(t *testing.T) {
 	var errOut bytes.Buffer
 	o, err := parseFlags([]string{"-rates", "200, 500", "-duration", "3s"}, &errOut)
-	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 || o.tokens != 40 || o.rounds != 3 {
+	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 || o.tokens != 40 || o.rounds != 3 || o.profileDur != 20*time.Second {
 		t.Fatalf("%+v %v", o, err)
 	}
-	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"-rounds", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"-rounds", "0"}, {"-profile-duration", "1s"}, {"extra"}} {
 		if _, err := parseFlags(bad, &errOut); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
@@ -87,9 +88,10 @@ func TestParseFlags(t *testing.T) {
 }
 
 // TestHarnessRuns runs the whole harness briefly: three servers started
-// as child processes, every phase, the report. It checks that every
-// request succeeded and the report has every row, not the figures (speed
-// is measured by running the harness, not by tests).
+// as child processes, every phase (the profile phase too), the report. It
+// checks that every request succeeded, the report has every row and the
+// profiles were written, not the figures (speed is measured by running
+// the harness, not by tests).
 func TestHarnessRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers")
@@ -99,7 +101,7 @@ func TestHarnessRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200, tokens: 4, rounds: 2,
-		questions: "../../sampledata/eval/questions.json"}
+		questions: "../../sampledata/eval/questions.json", pprof: t.TempDir(), profileDur: 2 * time.Second}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -108,13 +110,18 @@ func TestHarnessRuns(t *testing.T) {
 	}
 	report := out.String()
 	for _, row := range []string{"50 req/s p50 / p99 ms", "added over direct ms", "saturation (4 clients) req/s", "TTFT p50 / p99 ms",
-		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50"} {
+		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50", "groundgate alone at saturation"} {
 		if !strings.Contains(report, row) {
 			t.Errorf("report lacks %q:\n%s", row, report)
 		}
 	}
 	if strings.Contains(report, "first failure") {
 		t.Errorf("requests failed:\n%s", report)
+	}
+	for _, f := range []string{"gateway.cpu.pprof", "gateway.allocs.pprof", "gateway.heap.pprof", "gateway.vars.json"} {
+		if st, err := os.Stat(filepath.Join(o.pprof, f)); err != nil || st.Size() == 0 {
+			t.Errorf("profile %s: %v", f, err)
+		}
 	}
 	t.Logf("\n%s", report)
 }

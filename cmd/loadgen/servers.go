@@ -336,6 +336,11 @@ func fetchTo(ctx context.Context, url, path string) error {
 // the target, and of the simulator behind it.
 type cpuUse struct{ server, simulator time.Duration }
 
+// String is "server + simulator", in µs.
+func (c cpuUse) String() string {
+	return fmt.Sprintf("%d + %d", c.server.Microseconds(), c.simulator.Microseconds())
+}
+
 // add adds u's share of one of n rounds.
 func (c cpuUse) add(u cpuUse, n int) cpuUse {
 	return cpuUse{c.server + u.server/time.Duration(n), c.simulator + u.simulator/time.Duration(n)}

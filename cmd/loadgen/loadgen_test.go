@@ -101,7 +101,7 @@ func TestHarnessRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200, tokens: 4, rounds: 2,
-		questions: "../../sampledata/eval/questions.json", pprof: t.TempDir(), profileDur: 2 * time.Second}
+		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, pprof: t.TempDir(), profileDur: 2 * time.Second}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -54,6 +54,7 @@ type options struct {
 	pprof      string
 	profileDur time.Duration
 	questions  string
+	policy     string
 	tokens     int // tokens of each slow stream (2 a second)
 	rounds     int // rounds of each rate and saturation phase
 }
@@ -73,6 +74,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, server logs, audit file)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
+	fs.StringVar(&o.policy, "policy", demoPolicy, "the policy file the gateway serves (the demo's default policy)")
 	fs.StringVar(&o.pprof, "pprof", "", "write the gateway's heap profile (concurrent streams) and, from a profile phase after the measured ones, its CPU and allocation profiles at saturation, to this directory")
 	fs.DurationVar(&o.profileDur, "profile-duration", 20*time.Second, "length of the profile phase (-pprof): the gateway alone at saturation, profiled for all of it but the last second")
 	if err := fs.Parse(args); err != nil {
@@ -134,7 +136,7 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		return 0, err
 	}
 	files := raiseFileLimit()
-	c, err := startCluster(self, o.pprof != "")
+	c, err := startCluster(self, o)
 	if err != nil {
 		return 0, err
 	}

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"embed"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -16,12 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/template"
 	"time"
 )
-
-//go:embed config
-var configFS embed.FS
 
 // roleEnv set to "caddy" makes this binary run as Caddy (see main): the
 // harness starts each server as a child process of its own, so each one's
@@ -34,8 +26,6 @@ type ports struct {
 	Proxy, SlowProxy         int
 	Gateway                  int
 	Admin                    int // the gateway's admin port (pprof), 0 for none
-	KeySum                   string
-	Audit, Policies          string
 }
 
 // server is one child Caddy process.
@@ -55,8 +45,6 @@ type cluster struct {
 	gateway *server
 }
 
-const clientKey = "load-key"
-
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +56,11 @@ func freePort() (int, error) {
 
 // startCluster writes the configs to a temporary directory and starts the
 // three servers, waiting until each listens.
-func startCluster(self string, admin bool) (*cluster, error) {
+func startCluster(self string, o options) (*cluster, error) {
+	policy, err := policyPath(o.policy)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "groundgate-loadgen-")
 	if err != nil {
 		return nil, err
@@ -79,72 +71,64 @@ func startCluster(self string, admin bool) (*cluster, error) {
 			return nil, err
 		}
 	}
-	if admin {
+	if o.pprof != "" {
 		if c.p.Admin, err = freePort(); err != nil {
 			return nil, err
 		}
 	}
-	sum := sha256.Sum256([]byte(clientKey))
-	c.p.KeySum = hex.EncodeToString(sum[:])
-	c.p.Audit = filepath.Join(dir, "audit.jsonl")
-	c.p.Policies = filepath.Join(dir, "policies")
-	if err := os.Mkdir(c.p.Policies, 0o755); err != nil {
-		return nil, err
-	}
-	pol, err := configFS.ReadFile("config/load-full.yaml")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.p.Policies, "load-full.yaml"), pol, 0o644); err != nil {
-		return nil, err
-	}
-	start := func(name string, ready ...int) (*server, error) {
-		cfg, err := c.render(name + ".Caddyfile")
-		if err != nil {
-			return nil, err
-		}
-		s, err := c.spawn(self, name, cfg)
-		if err != nil {
-			return nil, err
-		}
-		for _, port := range ready {
-			if err := waitListening(port, 30*time.Second, s); err != nil {
-				s.stop()
-				return nil, fmt.Errorf("%s: %v (log: %s)", name, err, s.log.Name())
-			}
-		}
-		return s, nil
-	}
-	if c.sim, err = start("simulator", c.p.Simulator, c.p.SlowSimulator); err != nil {
+	if c.sim, err = c.start(self, "simulator", "simulator", simulatorConfig{c.p.Simulator, c.p.SlowSimulator}, c.p.Simulator, c.p.SlowSimulator); err != nil {
 		c.stop()
 		return nil, err
 	}
-	if c.proxy, err = start("proxy", c.p.Proxy, c.p.SlowProxy); err != nil {
+	proxy := proxyConfig{Port: c.p.Proxy, SlowPort: c.p.SlowProxy, Simulator: c.p.Simulator, SlowSimulator: c.p.SlowSimulator,
+		AccessLog: filepath.Join(dir, "proxy-access.log")}
+	if c.proxy, err = c.start(self, "proxy", "proxy", proxy, c.p.Proxy, c.p.SlowProxy); err != nil {
 		c.stop()
 		return nil, err
 	}
-	if c.gateway, err = start("gateway", c.p.Gateway); err != nil {
+	if c.gateway, err = c.start(self, "gateway", "gateway", c.gatewayConfig("gateway", c.p.Gateway, c.p.Admin, policy), c.p.Gateway); err != nil {
 		c.stop()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *cluster) render(name string) (string, error) {
-	src, err := configFS.ReadFile("config/" + name)
+// gatewayConfig is the gateway's configuration in this run, its files
+// named after name.
+func (c *cluster) gatewayConfig(name string, port, admin int, policy string) gatewayConfig {
+	return gatewayConfig{
+		Port: port, Admin: admin,
+		Simulator: c.p.Simulator, SlowSimulator: c.p.SlowSimulator,
+		KeySum:    clientKeySum(),
+		Audit:     filepath.Join(c.dir, name+"-audit.jsonl"),
+		AccessLog: filepath.Join(c.dir, name+"-access.log"),
+		Policy:    policy,
+	}
+}
+
+// start writes the server's config (config/<role>.Caddyfile filled in
+// with data) as <name>.Caddyfile, starts bin as Caddy on it and waits
+// until it listens on every port.
+func (c *cluster) start(bin, name, role string, data any, ready ...int) (*server, error) {
+	cfg, err := renderConfig(role+".Caddyfile", data)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	t, err := template.New(name).Parse(string(src))
+	path := filepath.Join(c.dir, name+".Caddyfile")
+	if err := os.WriteFile(path, cfg, 0o644); err != nil {
+		return nil, err
+	}
+	s, err := c.spawn(bin, name, path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, c.p); err != nil {
-		return "", err
+	for _, port := range ready {
+		if err := waitListening(port, 30*time.Second, s); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("%s: %v (log: %s)", name, err, s.log.Name())
+		}
 	}
-	path := filepath.Join(c.dir, name)
-	return path, os.WriteFile(path, b.Bytes(), 0o644)
+	return s, nil
 }
 
 // spawn starts this binary as Caddy on config, its output to a log file
@@ -219,26 +203,6 @@ func (c *cluster) cleanup(keep bool) {
 func (s *server) peakRSS() int64 {
 	return procStatusKB(s.cmd.Process.Pid, "VmHWM:") * 1024
 }
-
-// cpu is the CPU time the process has used so far (user and system).
-func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// the command may hold spaces: the fields start after its ")"
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks
-}
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on
-// every Linux architecture Go supports.
-const clockTicks = 100
 
 // rss is the process's resident set now (VmRSS), in bytes.
 func (s *server) rss() int64 {
@@ -330,34 +294,4 @@ func fetchTo(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// cpuUse is the CPU time per request of a phase: of the server serving
-// the target, and of the simulator behind it.
-type cpuUse struct{ server, simulator time.Duration }
-
-// String is "server + simulator", in µs.
-func (c cpuUse) String() string {
-	return fmt.Sprintf("%d + %d", c.server.Microseconds(), c.simulator.Microseconds())
-}
-
-// add adds u's share of one of n rounds.
-func (c cpuUse) add(u cpuUse, n int) cpuUse {
-	return cpuUse{c.server + u.server/time.Duration(n), c.simulator + u.simulator/time.Duration(n)}
-}
-
-// cpuMeter starts measuring the CPU time s and the simulator use; the
-// function it returns ends the measure over n requests.
-func (c *cluster) cpuMeter(s *server) func(n int) cpuUse {
-	s0, sim0 := s.cpu(), c.sim.cpu()
-	return func(n int) cpuUse {
-		if n == 0 {
-			return cpuUse{}
-		}
-		u := cpuUse{simulator: (c.sim.cpu() - sim0) / time.Duration(n)}
-		if s != c.sim {
-			u.server = (s.cpu() - s0) / time.Duration(n)
-		}
-		return u
-	}
 }

@@ -84,7 +84,7 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 		fmt.Fprintln(w)
 		errs(p)
 		if p.cpu != nil {
-			fmt.Fprintf(w, "  CPU µs/request: server + simulator\t")
+			fmt.Fprintf(w, "  CPU µs/request: server + simulator + loadgen\t")
 			for _, u := range p.cpu {
 				fmt.Fprintf(w, "%s\t", u)
 			}
@@ -156,7 +156,7 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	if p := r.profile; p != nil {
 		fmt.Fprintf(out, "profile phase (after the measured ones): groundgate alone at saturation, %d clients, %v: %.0f req/s, %d ok / %d failed,\n",
 			o.workers, p.d, p.rps, p.ok, p.fail)
-		fmt.Fprintf(out, "  CPU µs/request %s (server + simulator), profiler running; CPU profile %s and allocations %s of its first %v\n",
+		fmt.Fprintf(out, "  CPU µs/request %s (server + simulator + load generator), profiler running; CPU profile %s and allocations %s of its first %v\n",
 			p.cpu, p.cpuPath, p.allocs, p.window)
 	}
 

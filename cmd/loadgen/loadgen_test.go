@@ -110,7 +110,7 @@ func TestHarnessRuns(t *testing.T) {
 	}
 	report := out.String()
 	for _, row := range []string{"50 req/s p50 / p99 ms", "added over direct ms", "saturation (4 clients) req/s", "TTFT p50 / p99 ms",
-		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50", "groundgate alone at saturation"} {
+		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50", "per stream above reverse_proxy", "peak RSS in all", "groundgate alone at saturation"} {
 		if !strings.Contains(report, row) {
 			t.Errorf("report lacks %q:\n%s", row, report)
 		}

@@ -35,13 +35,19 @@ func (r *report) index(k targetKind) int {
 	return -1
 }
 
-// Targets (DESIGN.md), checked on the first rate (200 req/s by default).
+// Targets as the product states them, checked on the first rate (200
+// req/s by default).
 const (
 	targetAddedP50  = 300 * time.Microsecond
 	targetAddedP99  = 1500 * time.Microsecond
-	targetThruRatio = 0.60
+	targetThruRatio = 0.70
 	targetTTFTAdded = time.Millisecond
-	targetStreamRSS = 300 << 20
+	// What Groundgate may hold per concurrent stream above plain
+	// reverse_proxy's peak RSS for the same streams (300 MB for 5,000).
+	targetStreamAdded = 60 << 10
+	// The absolute peak RSS once stated for 5,000 streams: reported, not
+	// checked, since reverse_proxy alone needs more on this setup.
+	statedStreamRSS = 300 << 20
 )
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
@@ -181,9 +187,13 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	t50 := r.stream.s[g].ttft50 - r.stream.s[d].ttft50
 	check(t50 <= targetTTFTAdded && r.stream.s[g].failed == 0, "TTFT added p50: %s ms (target ≤ %s)", ms(t50), ms(targetTTFTAdded))
 	if len(r.many) > 0 {
-		m := r.many[g]
-		check(m.peakRSS <= targetStreamRSS && m.failed == 0 && m.maxOpen >= int64(o.streams),
-			"%d concurrent streams: %s peak RSS, %d open at once (target %d in ≤ %s)", o.streams, mb(m.peakRSS), m.maxOpen, o.streams, mb(targetStreamRSS))
+		m, base := r.many[g], r.many[rp]
+		added := (m.peakRSS - base.peakRSS) / int64(max(1, o.streams))
+		check(added <= targetStreamAdded && m.failed == 0 && m.maxOpen >= int64(o.streams),
+			"%d concurrent streams: %d KB per stream above reverse_proxy's peak RSS (%s against %s), %d open at once (target ≤ %d KB)",
+			o.streams, added>>10, mb(m.peakRSS), mb(base.peakRSS), m.maxOpen, targetStreamAdded>>10)
+		fmt.Fprintf(out, "%-7s %d concurrent streams: %s peak RSS in all, against the %s once stated for 5,000 (reported, not a target)\n",
+			"note", o.streams, mb(m.peakRSS), mb(statedStreamRSS))
 	}
 	fmt.Fprintf(out, "open files limit %d; all processes share this machine's cores\n", files)
 	return missed

@@ -26,6 +26,7 @@ const (
 	kindDirect  targetKind = iota // the simulator itself
 	kindProxy                     // plain Caddy reverse_proxy
 	kindGateway                   // Groundgate, the build under test
+	kindBefore                    // Groundgate, an older build (-before)
 )
 
 // target is one way of calling the model: the simulator directly, through
@@ -45,12 +46,17 @@ func targets(c *cluster) []target {
 		return "http://127.0.0.1:" + strconv.Itoa(port) + "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	}
 	simKey := http.Header{"Api-Key": {"simulator-key"}, "Content-Type": {"application/json"}}
-	gw := "http://127.0.0.1:" + strconv.Itoa(p.Gateway) + "/v1/chat/completions"
-	return []target{
+	openai := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) + "/v1/chat/completions" }
+	gwKey := http.Header{"Authorization": {"Bearer " + clientKey}, "Content-Type": {"application/json"}}
+	ts := []target{
 		{name: "direct", kind: kindDirect, srv: c.sim, url: azure(p.Simulator), slowURL: azure(p.SlowSimulator), header: simKey},
 		{name: "reverse_proxy", kind: kindProxy, srv: c.proxy, url: azure(p.Proxy), slowURL: azure(p.SlowProxy), header: simKey},
-		{name: "groundgate", kind: kindGateway, srv: c.gateway, url: gw, slowURL: gw, header: http.Header{"Authorization": {"Bearer " + clientKey}, "Content-Type": {"application/json"}}},
+		{name: "groundgate", kind: kindGateway, srv: c.gateway, url: openai(p.Gateway), slowURL: openai(p.Gateway), header: gwKey},
 	}
+	if c.before != nil {
+		ts = append(ts, target{name: "groundgate (before)", kind: kindBefore, srv: c.before, url: openai(p.Before), slowURL: openai(p.Before), header: gwKey})
+	}
+	return ts
 }
 
 // chatBodies returns one request body per question. The simulator's

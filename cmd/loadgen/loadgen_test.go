@@ -87,8 +87,9 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// TestHarnessRuns runs the whole harness briefly: three servers started
-// as child processes, every phase (the profile phase too), the report. It
+// TestHarnessRuns runs the whole harness briefly: four servers started
+// as child processes (the test binary again as the older gateway), every
+// phase (the profile phase too), the report. It
 // checks that every request succeeded, the report has every row and the
 // profiles were written, not the figures (speed is measured by running
 // the harness, not by tests).
@@ -101,7 +102,8 @@ func TestHarnessRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200, tokens: 4, rounds: 2,
-		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, pprof: t.TempDir(), profileDur: 2 * time.Second}
+		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, pprof: t.TempDir(), profileDur: 2 * time.Second,
+		before: self} // this build again, for the before column
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -109,7 +111,7 @@ func TestHarnessRuns(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, row := range []string{"50 req/s p50 / p99 ms", "added over direct ms", "saturation (4 clients) req/s", "TTFT p50 / p99 ms",
+	for _, row := range []string{"groundgate (before)", "50 req/s p50 / p99 ms", "added over direct ms", "saturation (4 clients) req/s", "TTFT p50 / p99 ms",
 		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50", "per stream above reverse_proxy", "peak RSS in all", "groundgate alone at saturation"} {
 		if !strings.Contains(report, row) {
 			t.Errorf("report lacks %q:\n%s", row, report)
@@ -124,4 +126,26 @@ func TestHarnessRuns(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", report)
+}
+
+// An older binary that cannot serve the configuration stops the run
+// before anything is measured, saying which and why.
+func TestBeforeThatDoesNotStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, ramp: 200, tokens: 4, rounds: 1,
+		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, before: "/bin/false"}
+	var out bytes.Buffer
+	_, err = measure(t.Context(), self, o, &out)
+	if err == nil || !strings.Contains(err.Error(), "-before /bin/false") || !strings.Contains(err.Error(), "did not start") {
+		t.Fatalf("err = %v", err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("measured anyway:\n%s", out.String())
+	}
 }

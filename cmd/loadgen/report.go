@@ -23,6 +23,8 @@ type report struct {
 	stream  phase
 	many    []streamsResult // by target; none for direct
 	profile *profileResult  // nil without -pprof
+	// the commits of this build and of the -before binary ("" for none)
+	revision, beforeRevision string
 }
 
 // index is the position of the first target of kind k, -1 for none.
@@ -64,6 +66,11 @@ func verdict(ok bool) string {
 // print writes the side-by-side table and the targets; it returns how
 // many were missed.
 func (r *report) print(out io.Writer, o options, files uint64) int {
+	fmt.Fprintf(out, "groundgate: commit %s", r.revision)
+	if r.beforeRevision != "" {
+		fmt.Fprintf(out, "; groundgate (before): %s, commit %s", o.before, r.beforeRevision)
+	}
+	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "\t")
 	for _, t := range r.targets {

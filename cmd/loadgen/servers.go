@@ -26,23 +26,27 @@ type ports struct {
 	Proxy, SlowProxy         int
 	Gateway                  int
 	Admin                    int // the gateway's admin port (pprof), 0 for none
+	Before                   int // the older gateway's (-before), 0 for none
 }
 
-// server is one child Caddy process.
+// server is one child process.
 type server struct {
 	name string
 	cmd  *exec.Cmd
 	log  *os.File
+	done chan struct{} // closed when the process has exited
 }
 
-// cluster is the three processes of a run: the simulator, plain Caddy
-// reverse_proxy to it, and Groundgate with the full policy.
+// cluster is the processes of a run: the simulator, plain Caddy
+// reverse_proxy to it, Groundgate with the demo's policy and, when asked
+// for, an older Groundgate with the same configuration.
 type cluster struct {
 	dir     string
 	p       ports
 	sim     *server
 	proxy   *server
 	gateway *server
+	before  *server // nil without -before
 }
 
 func freePort() (int, error) {
@@ -90,6 +94,16 @@ func startCluster(self string, o options) (*cluster, error) {
 		c.stop()
 		return nil, err
 	}
+	if o.before != "" {
+		if c.p.Before, err = freePort(); err != nil {
+			c.stop()
+			return nil, err
+		}
+		if c.before, err = c.start(o.before, "gateway-before", "gateway", c.gatewayConfig("gateway-before", c.p.Before, 0, policy), c.p.Before); err != nil {
+			c.stop()
+			return nil, fmt.Errorf("-before %s: %v", o.before, err)
+		}
+	}
 	return c, nil
 }
 
@@ -108,7 +122,9 @@ func (c *cluster) gatewayConfig(name string, port, admin int, policy string) gat
 
 // start writes the server's config (config/<role>.Caddyfile filled in
 // with data) as <name>.Caddyfile, starts bin as Caddy on it and waits
-// until it listens on every port.
+// until it listens on every port. bin is this binary, or an older build
+// of it (-before): it runs only as Caddy, so the Caddyfile is all it must
+// accept.
 func (c *cluster) start(bin, name, role string, data any, ready ...int) (*server, error) {
 	cfg, err := renderConfig(role+".Caddyfile", data)
 	if err != nil {
@@ -118,47 +134,58 @@ func (c *cluster) start(bin, name, role string, data any, ready ...int) (*server
 	if err := os.WriteFile(path, cfg, 0o644); err != nil {
 		return nil, err
 	}
-	s, err := c.spawn(bin, name, path)
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(),
+		roleEnv+"=caddy",
+		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "xdg-config-"+name),
+		"XDG_DATA_HOME="+filepath.Join(c.dir, "xdg-data-"+name),
+	)
+	return c.spawn(name, cmd, ready...)
+}
+
+// spawn starts cmd, its output to <name>.log in the run's directory, and
+// waits until it listens on every port.
+func (c *cluster) spawn(name string, cmd *exec.Cmd, ready ...int) (*server, error) {
+	log, err := os.Create(filepath.Join(c.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	s := &server{name: name, cmd: cmd, log: log, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
 	for _, port := range ready {
 		if err := waitListening(port, 30*time.Second, s); err != nil {
 			s.stop()
-			return nil, fmt.Errorf("%s: %v (log: %s)", name, err, s.log.Name())
+			return nil, fmt.Errorf("%s did not start: %v; its log (%s) ends:\n%s", name, err, log.Name(), logTail(log.Name()))
 		}
 	}
 	return s, nil
 }
 
-// spawn starts this binary as Caddy on config, its output to a log file
-// in the run's directory.
-func (c *cluster) spawn(self, name, config string) (*server, error) {
-	log, err := os.Create(filepath.Join(c.dir, name+".log"))
-	if err != nil {
-		return nil, err
+// logTail is the end of a server's log, for the error when it did not
+// start.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	const most = 2000
+	if len(b) > most {
+		b = b[len(b)-most:]
 	}
-	cmd := exec.Command(self, "run", "--config", config, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(),
-		roleEnv+"=caddy",
-		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "xdg-config"),
-		"XDG_DATA_HOME="+filepath.Join(c.dir, "xdg-data"),
-	)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return nil, err
-	}
-	return &server{name: name, cmd: cmd, log: log}, nil
+	return string(b)
 }
 
 func waitListening(port int, limit time.Duration, s *server) error {
 	deadline := time.Now().Add(limit)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for time.Now().Before(deadline) {
-		if s.cmd.ProcessState != nil {
-			return fmt.Errorf("exited: %v", s.cmd.ProcessState)
+		select {
+		case <-s.done:
+			return fmt.Errorf("exited (%v)", s.cmd.ProcessState)
+		default:
 		}
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
@@ -171,22 +198,21 @@ func waitListening(port int, limit time.Duration, s *server) error {
 }
 
 func (s *server) stop() {
-	if s == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.done:
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.done
 	}
 	s.log.Close()
 }
 
 func (c *cluster) stop() {
+	c.before.stop()
 	c.gateway.stop()
 	c.proxy.stop()
 	c.sim.stop()

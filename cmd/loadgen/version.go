@@ -30,10 +30,18 @@ func revision(info *debug.BuildInfo) string {
 	return rev[:min(12, len(rev))] + modified
 }
 
+// commit is this build's commit when the linker sets it
+// (-ldflags "-X main.commit=…", as scripts/loadtest.sh does): Go stamps
+// none in a Git worktree or with -buildvcs=false.
+var commit string
+
 // selfRevision is this binary's commit.
 func selfRevision() string {
 	info, _ := debug.ReadBuildInfo()
-	return revision(info)
+	if r := revision(info); r != "unknown" || commit == "" {
+		return r
+	}
+	return commit
 }
 
 // fileRevision is the commit of the Go binary at path.

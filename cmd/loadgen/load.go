@@ -27,6 +27,7 @@ const (
 	kindProxy                     // plain Caddy reverse_proxy
 	kindGateway                   // Groundgate, the build under test
 	kindBefore                    // Groundgate, an older build (-before)
+	kindPeer                      // another gateway, passing requests through (-peer)
 )
 
 // target is one way of calling the model: the simulator directly, through
@@ -38,6 +39,16 @@ type target struct {
 	url     string  // chat completions URL
 	header  http.Header
 	slowURL string // the same, to the slow-streaming simulator
+	// slowHeader, when set, replaces header for slowURL
+	slowHeader http.Header
+}
+
+// slowHeaders are the headers of requests to slowURL.
+func (t target) slowHeaders() http.Header {
+	if t.slowHeader != nil {
+		return t.slowHeader
+	}
+	return t.header
 }
 
 func targets(c *cluster) []target {
@@ -55,6 +66,9 @@ func targets(c *cluster) []target {
 	}
 	if c.before != nil {
 		ts = append(ts, target{name: "groundgate (before)", kind: kindBefore, srv: c.before, url: openai(p.Before), slowURL: openai(p.Before), header: gwKey})
+	}
+	if c.peer != nil {
+		ts = append(ts, portkeyTarget(c))
 	}
 	return ts
 }

@@ -80,7 +80,10 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 || o.tokens != 40 || o.rounds != 3 || o.profileDur != 20*time.Second {
 		t.Fatalf("%+v %v", o, err)
 	}
-	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"-rounds", "0"}, {"-profile-duration", "1s"}, {"extra"}} {
+	if o, err := parseFlags([]string{"-peer", "portkey=/opt/pk"}, &errOut); err != nil || o.peer != (peerSpec{"portkey", "/opt/pk"}) {
+		t.Errorf("-peer portkey=/opt/pk: %+v %v", o.peer, err)
+	}
+	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"-rounds", "0"}, {"-profile-duration", "1s"}, {"-peer", "portkey"}, {"-peer", "kong=/opt/kong"}, {"extra"}} {
 		if _, err := parseFlags(bad, &errOut); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -56,8 +56,9 @@ type options struct {
 	questions  string
 	policy     string
 	before     string // an older loadgen binary, for a before/after column
-	tokens     int    // tokens of each slow stream (2 a second)
-	rounds     int    // rounds of each rate and saturation phase
+	peer       peerSpec
+	tokens     int // tokens of each slow stream (2 a second)
+	rounds     int // rounds of each rate and saturation phase
 }
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
@@ -76,6 +77,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
 	fs.StringVar(&o.policy, "policy", demoPolicy, "the policy file the gateway serves (the demo's default policy)")
+	fs.Var(&o.peer, "peer", "portkey=DIR: adds a column for the Portkey AI gateway installed in DIR (scripts/peer-portkey.sh install), a pass-through peer without grounding, pointed at the simulator")
 	fs.StringVar(&o.before, "before", "", "a loadgen binary built from an older commit: adds a column \"groundgate (before)\" it serves with the same configuration, in the same rounds (targets are checked on this build)")
 	fs.StringVar(&o.pprof, "pprof", "", "write the gateway's heap profile (concurrent streams) and, from a profile phase after the measured ones, its CPU and allocation profiles at saturation, to this directory")
 	fs.DurationVar(&o.profileDur, "profile-duration", 20*time.Second, "length of the profile phase (-pprof): the gateway alone at saturation, profiled for all of it but the last second")

@@ -123,7 +123,7 @@ func (b *bench) manyStreamsPhase(ctx context.Context) ([]streamsResult, error) {
 			// Go's memory statistics (stacks, heap in use, released)
 			vars = b.c.fetchAfter(ctx, at, "/debug/vars", filepath.Join(b.o.pprof, "gateway.vars.json"))
 		}
-		r := manyStreams(ctx, t.slowURL, t.header, b.slowBody, b.o.streams, b.o.ramp, t.srv)
+		r := manyStreams(ctx, t.slowURL, t.slowHeaders(), b.slowBody, b.o.streams, b.o.ramp, t.srv)
 		if prof != nil {
 			if err := <-prof; err != nil {
 				return nil, fmt.Errorf("heap profile: %v", err)

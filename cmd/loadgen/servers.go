@@ -27,6 +27,7 @@ type ports struct {
 	Gateway                  int
 	Admin                    int // the gateway's admin port (pprof), 0 for none
 	Before                   int // the older gateway's (-before), 0 for none
+	Peer                     int // the peer gateway's (-peer), 0 for none
 }
 
 // server is one child process.
@@ -39,7 +40,8 @@ type server struct {
 
 // cluster is the processes of a run: the simulator, plain Caddy
 // reverse_proxy to it, Groundgate with the demo's policy and, when asked
-// for, an older Groundgate with the same configuration.
+// for, an older Groundgate with the same configuration and another
+// gateway as a pass-through peer.
 type cluster struct {
 	dir     string
 	p       ports
@@ -47,6 +49,9 @@ type cluster struct {
 	proxy   *server
 	gateway *server
 	before  *server // nil without -before
+	peer    *server // nil without -peer
+	// peerName heads the peer's column
+	peerName string
 }
 
 func freePort() (int, error) {
@@ -102,6 +107,12 @@ func startCluster(self string, o options) (*cluster, error) {
 		if c.before, err = c.start(o.before, "gateway-before", "gateway", c.gatewayConfig("gateway-before", c.p.Before, 0, policy), c.p.Before); err != nil {
 			c.stop()
 			return nil, fmt.Errorf("-before %s: %v", o.before, err)
+		}
+	}
+	if o.peer.kind == "portkey" {
+		if err := c.startPortkey(o.peer.dir); err != nil {
+			c.stop()
+			return nil, err
 		}
 	}
 	return c, nil
@@ -212,6 +223,7 @@ func (s *server) stop() {
 }
 
 func (c *cluster) stop() {
+	c.peer.stop()
 	c.before.stop()
 	c.gateway.stop()
 	c.proxy.stop()

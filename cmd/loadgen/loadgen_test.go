@@ -106,7 +106,8 @@ func TestHarnessRuns(t *testing.T) {
 	}
 	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200, tokens: 4, rounds: 2,
 		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, pprof: t.TempDir(), profileDur: 2 * time.Second,
-		before: self} // this build again, for the before column
+		before:   self, // this build again, for the before column
+		markdown: filepath.Join(t.TempDir(), "speed.md")}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -128,7 +129,11 @@ func TestHarnessRuns(t *testing.T) {
 			t.Errorf("profile %s: %v", f, err)
 		}
 	}
-	t.Logf("\n%s", report)
+	md, err := os.ReadFile(o.markdown)
+	if err != nil || !bytes.Contains(md, []byte("| saturation (4 clients) | ")) || !bytes.Contains(md, []byte("No request failed in any phase.")) {
+		t.Errorf("-markdown: %v\n%s", err, md)
+	}
+	t.Logf("\n%s\n%s", report, md)
 }
 
 // An older binary that cannot serve the configuration stops the run

@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,8 +58,10 @@ type options struct {
 	policy     string
 	before     string // an older loadgen binary, for a before/after column
 	peer       peerSpec
-	tokens     int // tokens of each slow stream (2 a second)
-	rounds     int // rounds of each rate and saturation phase
+	markdown   string   // file for the README's table
+	args       []string // the flags as given
+	tokens     int      // tokens of each slow stream (2 a second)
+	rounds     int      // rounds of each rate and saturation phase
 }
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
@@ -77,6 +80,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.questions, "questions", "sampledata/eval/questions.json", "the questions the requests ask, in turn")
 	fs.StringVar(&o.policy, "policy", demoPolicy, "the policy file the gateway serves (the demo's default policy)")
+	fs.StringVar(&o.markdown, "markdown", "", "also write the results to this file as the Markdown table of the README's \"Speed\" section, with the run's date and commit")
 	fs.Var(&o.peer, "peer", "portkey=DIR: adds a column for the Portkey AI gateway installed in DIR (scripts/peer-portkey.sh install), a pass-through peer without grounding, pointed at the simulator")
 	fs.StringVar(&o.before, "before", "", "a loadgen binary built from an older commit: adds a column \"groundgate (before)\" it serves with the same configuration, in the same rounds (targets are checked on this build)")
 	fs.StringVar(&o.pprof, "pprof", "", "write the gateway's heap profile (concurrent streams) and, from a profile phase after the measured ones, its CPU and allocation profiles at saturation, to this directory")
@@ -87,6 +91,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.args = args
 	for _, f := range strings.Split(*rates, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || r <= 0 {
@@ -200,5 +205,11 @@ func measure(ctx context.Context, self string, o options, out io.Writer) (int, e
 		rep.profile = &p
 	}
 	missed := rep.print(out, o, files)
+	if o.markdown != "" {
+		if err := rep.writeMarkdownFile(o.markdown, o, runInfo{when: time.Now(), args: o.args, cpus: runtime.NumCPU()}); err != nil {
+			return missed, fmt.Errorf("-markdown: %v", err)
+		}
+		fmt.Fprintf(out, "Markdown table: %s\n", o.markdown)
+	}
 	return missed, nil
 }

@@ -25,7 +25,7 @@ type bench struct {
 // o.rounds rounds, so a slow spell of the machine falls on all of them
 // alike; latencies are pooled over the rounds.
 func (b *bench) ratePhase(ctx context.Context, rate int) (phase, error) {
-	row := phase{name: fmt.Sprintf("%d req/s", rate)}
+	row := phase{name: fmt.Sprintf("%d req/s", rate), rate: rate}
 	rs := make([][]result, len(b.ts))
 	row.cpu = make([]cpuUse, len(b.ts))
 	row.rss = make([]int64, len(b.ts))

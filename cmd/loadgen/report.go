@@ -10,6 +10,7 @@ import (
 // phase is one row group: each target's summary and its server's peak RSS.
 type phase struct {
 	name string
+	rate int // requests a second, for the fixed rates
 	s    []summary
 	rss  []int64
 	cpu  []cpuUse
@@ -114,7 +115,6 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	for _, p := range r.rates {
 		latency(p)
 	}
-	r.sat.name = fmt.Sprintf("saturation (%d clients)", o.workers)
 	fmt.Fprintf(w, "%s req/s\t", r.sat.name)
 	for _, v := range r.rps {
 		fmt.Fprintf(w, "%.0f\t", v)

@@ -6,7 +6,9 @@
 #   ./scripts/loadtest.sh                     # the full run, about 4 minutes
 #   ./scripts/loadtest.sh -duration 3s -streams 500
 #   ./scripts/loadtest.sh -pprof prof         # also the gateway's profiles
+#   ./scripts/loadtest.sh -markdown speed.md  # also the README's table
 #   ./scripts/loadtest.sh -before old/loadgen # an older build beside this one
+#   ./scripts/loadtest.sh -peer portkey="$(./scripts/peer-portkey.sh install)"
 #
 # Run it in a private network namespace on a shared machine, e.g.
 #   unshare -n bash -c 'ip link set lo up; ./scripts/loadtest.sh'

@@ -2,14 +2,20 @@
 //
 // It starts, as child processes of its own binary (which embeds Caddy with
 // the standard modules and Groundgate's), the Azure OpenAI simulator with
-// instant answers, plain `reverse_proxy` to it, and Groundgate with the
-// full demo policy (meta prompt, a case record and three knowledge chunks,
-// token counting and budgets, PII redaction in and out, prompt-injection
-// checks, citations, the audit record). It then drives the same requests
+// instant answers, plain `reverse_proxy` to it, and Groundgate as the demo
+// runs it: the demo's default policy file (meta prompt, a case record and
+// three knowledge chunks, token counting and budgets, PII redaction in and
+// out, prompt-injection checks, citations and record links), the audit
+// record, the access log and metrics (reverse_proxy gets the same log and
+// metrics). Optionally an older build of itself (-before) and another
+// gateway as a pass-through peer (-peer). It then drives the same requests
 // at each of them and at the simulator directly, and prints, side by side:
 // latency at fixed rates (open loop) and what each adds over the direct
-// call, throughput at saturation, time to first token of streams, peak RSS,
-// and the RSS of thousands of concurrent streams.
+// call, CPU per request of each server, the simulator and the load
+// generator, throughput at saturation, time to first token of streams,
+// peak RSS, and the RSS of thousands of concurrent streams; with -pprof,
+// a profile phase after the measured ones; with -markdown, the README's
+// table.
 //
 //	go run ./cmd/loadgen                  # the whole run, a few minutes
 //	go run ./cmd/loadgen -duration 3s -streams 500

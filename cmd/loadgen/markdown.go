@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -36,7 +37,7 @@ func (r *report) markdown(w io.Writer, o options, info runInfo) {
 		fmt.Fprintf(w, " (before: commit %s)", r.beforeRevision)
 	}
 	fmt.Fprintf(w, "; `loadgen %s`; %d CPUs shared by the load generator and every server; HTTP/1.1 over loopback; each phase in %d rounds that take the targets in turn.\n\n",
-		strings.Join(info.args, " "), info.cpus, o.rounds)
+		strings.Join(shownArgs(info.args), " "), info.cpus, o.rounds)
 
 	d, rp := r.index(kindDirect), r.index(kindProxy)
 	row := func(label string, cell func(i int, t target) string) {
@@ -99,6 +100,40 @@ func (r *report) markdown(w io.Writer, o options, info runInfo) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, r.failures())
+}
+
+// shownArgs are the flags as the table's first line shows them: without
+// the machine's paths, which say nothing of the measure (-before and
+// -policy keep the file's name, -peer its kind) and without the flags
+// that only choose where output goes (-markdown, -pprof, -keep).
+func shownArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(args[i], "=")
+		flag := strings.TrimLeft(name, "-")
+		switch flag {
+		case "keep":
+			continue
+		case "markdown", "pprof", "before", "policy", "questions", "peer":
+		default:
+			out = append(out, args[i])
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		switch flag {
+		case "markdown", "pprof":
+			continue
+		case "peer":
+			val, _, _ = strings.Cut(val, "=")
+		default:
+			val = filepath.Base(val)
+		}
+		out = append(out, name, val)
+	}
+	return out
 }
 
 // heading is a target's column heading in the Markdown table.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,5 +61,14 @@ func TestThousands(t *testing.T) {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestShownArgs(t *testing.T) {
+	in := []string{"-duration", "6s", "-before", "/home/me/old/loadgen", "-peer=portkey=/home/me/.cache/pk", "-markdown", "out.md",
+		"-pprof=/tmp/p", "-keep", "-rates", "200", "--policy", "/repo/policies/examples/default.yaml"}
+	want := "-duration 6s -before loadgen -peer portkey -rates 200 --policy default.yaml"
+	if got := strings.Join(shownArgs(in), " "); got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -75,47 +75,51 @@ func startCluster(self string, o options) (*cluster, error) {
 		return nil, err
 	}
 	c := &cluster{dir: dir}
+	if err := c.startAll(self, o, policy); err != nil {
+		c.stop()
+		c.cleanup(o.keep)
+		return nil, err
+	}
+	return c, nil
+}
+
+// startAll starts the servers in turn; the caller stops those started
+// when one fails.
+func (c *cluster) startAll(self string, o options, policy string) error {
+	var err error
 	for _, p := range []*int{&c.p.Simulator, &c.p.SlowSimulator, &c.p.Proxy, &c.p.SlowProxy, &c.p.Gateway} {
 		if *p, err = freePort(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if o.pprof != "" {
 		if c.p.Admin, err = freePort(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.sim, err = c.start(self, "simulator", "simulator", simulatorConfig{c.p.Simulator, c.p.SlowSimulator}, c.p.Simulator, c.p.SlowSimulator); err != nil {
-		c.stop()
-		return nil, err
+		return err
 	}
 	proxy := proxyConfig{Port: c.p.Proxy, SlowPort: c.p.SlowProxy, Simulator: c.p.Simulator, SlowSimulator: c.p.SlowSimulator,
-		AccessLog: filepath.Join(dir, "proxy-access.log")}
+		AccessLog: filepath.Join(c.dir, "proxy-access.log")}
 	if c.proxy, err = c.start(self, "proxy", "proxy", proxy, c.p.Proxy, c.p.SlowProxy); err != nil {
-		c.stop()
-		return nil, err
+		return err
 	}
 	if c.gateway, err = c.start(self, "gateway", "gateway", c.gatewayConfig("gateway", c.p.Gateway, c.p.Admin, policy), c.p.Gateway); err != nil {
-		c.stop()
-		return nil, err
+		return err
 	}
 	if o.before != "" {
 		if c.p.Before, err = freePort(); err != nil {
-			c.stop()
-			return nil, err
+			return err
 		}
 		if c.before, err = c.start(o.before, "gateway-before", "gateway", c.gatewayConfig("gateway-before", c.p.Before, 0, policy), c.p.Before); err != nil {
-			c.stop()
-			return nil, fmt.Errorf("-before %s: %v", o.before, err)
+			return fmt.Errorf("-before %s: %v", o.before, err)
 		}
 	}
 	if o.peer.kind == "portkey" {
-		if err := c.startPortkey(o.peer.dir); err != nil {
-			c.stop()
-			return nil, err
-		}
+		return c.startPortkey(o.peer.dir)
 	}
-	return c, nil
+	return nil
 }
 
 // gatewayConfig is the gateway's configuration in this run, its files
@@ -172,7 +176,7 @@ func (c *cluster) spawn(name string, cmd *exec.Cmd, ready ...int) (*server, erro
 	for _, port := range ready {
 		if err := waitListening(port, 30*time.Second, s); err != nil {
 			s.stop()
-			return nil, fmt.Errorf("%s did not start: %v; its log (%s) ends:\n%s", name, err, log.Name(), logTail(log.Name()))
+			return nil, fmt.Errorf("%s did not start: %v; its log ends:\n%s", name, err, logTail(log.Name()))
 		}
 	}
 	return s, nil

@@ -48,7 +48,10 @@ func TestExamplePoliciesGroundRequests(t *testing.T) {
 
 	// The demo's filters: a card number is redacted before the model sees
 	// it; a jailbreak is refused with Azure's content_filter error.
-	resp, err = c.Chat.Completions.New(t.Context(), chatParams("[[sim:echo]] please charge 4111 1111 1111 1111"))
+	// (The simulator's default answer quotes the last user message as the
+	// model received it; an echo of every message would be cut at the
+	// policy's 700-token answer cap, after the long system prompt.)
+	resp, err = c.Chat.Completions.New(t.Context(), chatParams("please charge 4111 1111 1111 1111"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,26 +19,58 @@ import (
 	"github.com/tidwall/gjson"
 )
 
+// targetKind says what serves a target, for the report's comparisons.
+type targetKind int
+
+const (
+	kindDirect  targetKind = iota // the simulator itself
+	kindProxy                     // plain Caddy reverse_proxy
+	kindGateway                   // Groundgate, the build under test
+	kindBefore                    // Groundgate, an older build (-before)
+	kindPeer                      // another gateway, passing requests through (-peer)
+)
+
 // target is one way of calling the model: the simulator directly, through
 // plain reverse_proxy, or through Groundgate.
 type target struct {
-	name    string
-	url     string // chat completions URL
+	name    string // column heading
+	kind    targetKind
+	srv     *server // the process serving it
+	url     string  // chat completions URL
 	header  http.Header
 	slowURL string // the same, to the slow-streaming simulator
+	// slowHeader, when set, replaces header for slowURL
+	slowHeader http.Header
 }
 
-func targets(p ports) []target {
+// slowHeaders are the headers of requests to slowURL.
+func (t target) slowHeaders() http.Header {
+	if t.slowHeader != nil {
+		return t.slowHeader
+	}
+	return t.header
+}
+
+func targets(c *cluster) []target {
+	p := c.p
 	azure := func(port int) string {
 		return "http://127.0.0.1:" + strconv.Itoa(port) + "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	}
 	simKey := http.Header{"Api-Key": {"simulator-key"}, "Content-Type": {"application/json"}}
-	gw := "http://127.0.0.1:" + strconv.Itoa(p.Gateway) + "/v1/chat/completions"
-	return []target{
-		{name: "direct", url: azure(p.Simulator), slowURL: azure(p.SlowSimulator), header: simKey},
-		{name: "reverse_proxy", url: azure(p.Proxy), slowURL: azure(p.SlowProxy), header: simKey},
-		{name: "groundgate", url: gw, slowURL: gw, header: http.Header{"Authorization": {"Bearer " + clientKey}, "Content-Type": {"application/json"}}},
+	openai := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) + "/v1/chat/completions" }
+	gwKey := http.Header{"Authorization": {"Bearer " + clientKey}, "Content-Type": {"application/json"}}
+	ts := []target{
+		{name: "direct", kind: kindDirect, srv: c.sim, url: azure(p.Simulator), slowURL: azure(p.SlowSimulator), header: simKey},
+		{name: "reverse_proxy", kind: kindProxy, srv: c.proxy, url: azure(p.Proxy), slowURL: azure(p.SlowProxy), header: simKey},
+		{name: "groundgate", kind: kindGateway, srv: c.gateway, url: openai(p.Gateway), slowURL: openai(p.Gateway), header: gwKey},
 	}
+	if c.before != nil {
+		ts = append(ts, target{name: "groundgate (before)", kind: kindBefore, srv: c.before, url: openai(p.Before), slowURL: openai(p.Before), header: gwKey})
+	}
+	if c.peer != nil {
+		ts = append(ts, portkeyTarget(c))
+	}
+	return ts
 }
 
 // chatBodies returns one request body per question. The simulator's
@@ -226,6 +258,14 @@ type streamsResult struct {
 	firstErr   error
 	ramp       time.Duration // until the last stream was started
 	length     time.Duration // median stream length
+}
+
+// perStream is the peak RSS per open stream, 0 when none was open.
+func (m streamsResult) perStream() int64 {
+	if m.maxOpen == 0 {
+		return 0
+	}
+	return m.peakRSS / m.maxOpen
 }
 
 // manyStreams opens n streams (dialing at most ramp a second, so the

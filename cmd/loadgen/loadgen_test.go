@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,20 +77,25 @@ func TestReadStream(t *testing.T) {
 func TestParseFlags(t *testing.T) {
 	var errOut bytes.Buffer
 	o, err := parseFlags([]string{"-rates", "200, 500", "-duration", "3s"}, &errOut)
-	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 || o.tokens != 40 || o.rounds != 3 {
+	if err != nil || len(o.rates) != 2 || o.rates[1] != 500 || o.duration != 3*time.Second || o.streams != 5000 || o.tokens != 40 || o.rounds != 3 || o.profileDur != 20*time.Second {
 		t.Fatalf("%+v %v", o, err)
 	}
-	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"-rounds", "0"}, {"extra"}} {
+	if o, err := parseFlags([]string{"-peer", "portkey=/opt/pk"}, &errOut); err != nil || o.peer != (peerSpec{"portkey", "/opt/pk"}) {
+		t.Errorf("-peer portkey=/opt/pk: %+v %v", o.peer, err)
+	}
+	for _, bad := range [][]string{{"-rates", "fast"}, {"-rates", "0"}, {"-duration", "0s"}, {"-workers", "0"}, {"-stream-tokens", "0"}, {"-rounds", "0"}, {"-profile-duration", "1s"}, {"-peer", "portkey"}, {"-peer", "kong=/opt/kong"}, {"extra"}} {
 		if _, err := parseFlags(bad, &errOut); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
 }
 
-// TestHarnessRuns runs the whole harness briefly: three servers started
-// as child processes, every phase, the report. It checks that every
-// request succeeded and the report has every row, not the figures (speed
-// is measured by running the harness, not by tests).
+// TestHarnessRuns runs the whole harness briefly: four servers started
+// as child processes (the test binary again as the older gateway), every
+// phase (the profile phase too), the report. It
+// checks that every request succeeded, the report has every row and the
+// profiles were written, not the figures (speed is measured by running
+// the harness, not by tests).
 func TestHarnessRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers")
@@ -99,7 +105,9 @@ func TestHarnessRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, streams: 40, ramp: 200, tokens: 4, rounds: 2,
-		questions: "../../sampledata/eval/questions.json"}
+		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, pprof: t.TempDir(), profileDur: 2 * time.Second,
+		before:   self, // this build again, for the before column
+		markdown: filepath.Join(t.TempDir(), "speed.md")}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -107,8 +115,8 @@ func TestHarnessRuns(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, row := range []string{"50 req/s p50 / p99 ms", "added over direct ms", "saturation (4 clients) req/s", "TTFT p50 / p99 ms",
-		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50"} {
+	for _, row := range []string{"groundgate (before)", "50 req/s p50 / p99 ms", "added over direct ms", "saturation (4 clients) req/s", "TTFT p50 / p99 ms",
+		"40 concurrent streams: peak RSS", "most open at once", "throughput:", "TTFT added p50", "per stream above reverse_proxy", "peak RSS in all", "groundgate alone at saturation"} {
 		if !strings.Contains(report, row) {
 			t.Errorf("report lacks %q:\n%s", row, report)
 		}
@@ -116,5 +124,36 @@ func TestHarnessRuns(t *testing.T) {
 	if strings.Contains(report, "first failure") {
 		t.Errorf("requests failed:\n%s", report)
 	}
-	t.Logf("\n%s", report)
+	for _, f := range []string{"gateway.cpu.pprof", "gateway.allocs.pprof", "gateway.heap.pprof", "gateway.vars.json"} {
+		if st, err := os.Stat(filepath.Join(o.pprof, f)); err != nil || st.Size() == 0 {
+			t.Errorf("profile %s: %v", f, err)
+		}
+	}
+	md, err := os.ReadFile(o.markdown)
+	if err != nil || !bytes.Contains(md, []byte("| saturation (4 clients) | ")) || !bytes.Contains(md, []byte("No request failed in any phase.")) {
+		t.Errorf("-markdown: %v\n%s", err, md)
+	}
+	t.Logf("\n%s\n%s", report, md)
+}
+
+// An older binary that cannot serve the configuration stops the run
+// before anything is measured, saying which and why.
+func TestBeforeThatDoesNotStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{rates: []int{50}, duration: 400 * time.Millisecond, workers: 4, streamRate: 50, ramp: 200, tokens: 4, rounds: 1,
+		questions: "../../sampledata/eval/questions.json", policy: "../../" + demoPolicy, before: "/bin/false"}
+	var out bytes.Buffer
+	_, err = measure(t.Context(), self, o, &out)
+	if err == nil || !strings.Contains(err.Error(), "-before /bin/false") || !strings.Contains(err.Error(), "did not start") {
+		t.Fatalf("err = %v", err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("measured anyway:\n%s", out.String())
+	}
 }

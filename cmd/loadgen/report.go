@@ -10,6 +10,7 @@ import (
 // phase is one row group: each target's summary and its server's peak RSS.
 type phase struct {
 	name string
+	rate int // requests a second, for the fixed rates
 	s    []summary
 	rss  []int64
 	cpu  []cpuUse
@@ -21,16 +22,35 @@ type report struct {
 	sat     phase
 	rps     []float64
 	stream  phase
-	many    []streamsResult // reverse_proxy, groundgate
+	many    []streamsResult // by target; none for direct
+	profile *profileResult  // nil without -pprof
+	// the commits of this build and of the -before binary ("" for none)
+	revision, beforeRevision string
 }
 
-// Targets (DESIGN.md), checked on the first rate (200 req/s by default).
+// index is the position of the first target of kind k, -1 for none.
+func (r *report) index(k targetKind) int {
+	for i, t := range r.targets {
+		if t.kind == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// Targets as the product states them, checked on the first rate (200
+// req/s by default).
 const (
 	targetAddedP50  = 300 * time.Microsecond
 	targetAddedP99  = 1500 * time.Microsecond
-	targetThruRatio = 0.60
+	targetThruRatio = 0.70
 	targetTTFTAdded = time.Millisecond
-	targetStreamRSS = 300 << 20
+	// What Groundgate may hold per concurrent stream above plain
+	// reverse_proxy's peak RSS for the same streams (300 MB for 5,000).
+	targetStreamAdded = 60 << 10
+	// The absolute peak RSS once stated for 5,000 streams: reported, not
+	// checked, since reverse_proxy alone needs more on this setup.
+	statedStreamRSS = 300 << 20
 )
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
@@ -47,6 +67,11 @@ func verdict(ok bool) string {
 // print writes the side-by-side table and the targets; it returns how
 // many were missed.
 func (r *report) print(out io.Writer, o options, files uint64) int {
+	fmt.Fprintf(out, "groundgate: commit %s", r.revision)
+	if r.beforeRevision != "" {
+		fmt.Fprintf(out, "; groundgate (before): %s, commit %s", o.before, r.beforeRevision)
+	}
+	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "\t")
 	for _, t := range r.targets {
@@ -73,9 +98,9 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 		fmt.Fprintln(w)
 		errs(p)
 		if p.cpu != nil {
-			fmt.Fprintf(w, "  CPU µs/request: server + simulator\t")
+			fmt.Fprintf(w, "  CPU µs/request: server + simulator + loadgen\t")
 			for _, u := range p.cpu {
-				fmt.Fprintf(w, "%d + %d\t", u.server.Microseconds(), u.simulator.Microseconds())
+				fmt.Fprintf(w, "%s\t", u)
 			}
 			fmt.Fprintln(w)
 		}
@@ -90,7 +115,6 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	for _, p := range r.rates {
 		latency(p)
 	}
-	r.sat.name = fmt.Sprintf("saturation (%d clients)", o.workers)
 	fmt.Fprintf(w, "%s req/s\t", r.sat.name)
 	for _, v := range r.rps {
 		fmt.Fprintf(w, "%.0f\t", v)
@@ -109,35 +133,24 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	fmt.Fprintln(w)
 	errs(r.stream)
 	if len(r.many) > 0 {
-		fmt.Fprintf(w, "%d concurrent streams: peak RSS\t-\t", o.streams)
-		for _, m := range r.many {
-			fmt.Fprintf(w, "%s\t", mb(m.peakRSS))
-		}
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "  most open at once\t-\t")
-		for _, m := range r.many {
-			fmt.Fprintf(w, "%d\t", m.maxOpen)
-		}
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "  ok / failed\t-\t")
-		for _, m := range r.many {
-			fmt.Fprintf(w, "%d / %d\t", m.ok, m.failed)
-		}
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "  ramp / stream length s\t-\t")
-		for _, m := range r.many {
-			fmt.Fprintf(w, "%.1f / %.1f\t", m.ramp.Seconds(), m.length.Seconds())
-		}
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "  RSS per open stream\t-\t")
-		for _, m := range r.many {
-			per := int64(0)
-			if m.maxOpen > 0 {
-				per = m.peakRSS / m.maxOpen
+		row := func(label string, cell func(m streamsResult) string) {
+			fmt.Fprintf(w, "%s\t", label)
+			for i, m := range r.many {
+				if r.targets[i].kind == kindDirect {
+					fmt.Fprintf(w, "-\t")
+					continue
+				}
+				fmt.Fprintf(w, "%s\t", cell(m))
 			}
-			fmt.Fprintf(w, "%d KB\t", per>>10)
+			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(w)
+		row(fmt.Sprintf("%d concurrent streams: peak RSS", o.streams), func(m streamsResult) string { return mb(m.peakRSS) })
+		row("  most open at once", func(m streamsResult) string { return fmt.Sprint(m.maxOpen) })
+		row("  ok / failed", func(m streamsResult) string { return fmt.Sprintf("%d / %d", m.ok, m.failed) })
+		row("  ramp / stream length s", func(m streamsResult) string {
+			return fmt.Sprintf("%.1f / %.1f", m.ramp.Seconds(), m.length.Seconds())
+		})
+		row("  RSS per open stream", func(m streamsResult) string { return fmt.Sprintf("%d KB", m.perStream()>>10) })
 	}
 	w.Flush()
 
@@ -150,12 +163,18 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	}
 	for i, m := range r.many {
 		if m.firstErr != nil {
-			fmt.Fprintf(out, "first failure, concurrent streams on %s: %v\n", r.targets[i+1].name, m.firstErr)
+			fmt.Fprintf(out, "first failure, concurrent streams on %s: %v\n", r.targets[i].name, m.firstErr)
 		}
 	}
+	if p := r.profile; p != nil {
+		fmt.Fprintf(out, "profile phase (after the measured ones): groundgate alone at saturation, %d clients, %v: %.0f req/s, %d ok / %d failed,\n",
+			o.workers, p.d, p.rps, p.ok, p.fail)
+		fmt.Fprintf(out, "  CPU µs/request %s (server + simulator + load generator), profiler running; CPU profile %s and allocations %s of its first %v\n",
+			p.cpu, p.cpuPath, p.allocs, p.window)
+	}
 
-	// The targets, on groundgate (index 2) against direct (0) and
-	// reverse_proxy (1).
+	// The targets, on groundgate against direct and reverse_proxy.
+	d, rp, g := r.index(kindDirect), r.index(kindProxy), r.index(kindGateway)
 	missed := 0
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -166,18 +185,22 @@ func (r *report) print(out io.Writer, o options, files uint64) int {
 	fmt.Fprintln(out)
 	if len(r.rates) > 0 {
 		p := r.rates[0]
-		a50, a99 := p.s[2].p50-p.s[0].p50, p.s[2].p99-p.s[0].p99
-		check(a50 <= targetAddedP50 && p.s[2].failed == 0, "added p50 at %s: %s ms (target ≤ %s)", p.name, ms(a50), ms(targetAddedP50))
-		check(a99 <= targetAddedP99 && p.s[2].failed == 0, "added p99 at %s: %s ms (target ≤ %s)", p.name, ms(a99), ms(targetAddedP99))
+		a50, a99 := p.s[g].p50-p.s[d].p50, p.s[g].p99-p.s[d].p99
+		check(a50 <= targetAddedP50 && p.s[g].failed == 0, "added p50 at %s: %s ms (target ≤ %s)", p.name, ms(a50), ms(targetAddedP50))
+		check(a99 <= targetAddedP99 && p.s[g].failed == 0, "added p99 at %s: %s ms (target ≤ %s)", p.name, ms(a99), ms(targetAddedP99))
 	}
-	ratio := r.rps[2] / r.rps[1]
-	check(ratio >= targetThruRatio && r.sat.s[2].failed == 0, "throughput: %.0f%% of reverse_proxy (target ≥ %.0f%%)", 100*ratio, 100*targetThruRatio)
-	t50 := r.stream.s[2].ttft50 - r.stream.s[0].ttft50
-	check(t50 <= targetTTFTAdded && r.stream.s[2].failed == 0, "TTFT added p50: %s ms (target ≤ %s)", ms(t50), ms(targetTTFTAdded))
+	ratio := r.rps[g] / r.rps[rp]
+	check(ratio >= targetThruRatio && r.sat.s[g].failed == 0, "throughput: %.0f%% of reverse_proxy (target ≥ %.0f%%)", 100*ratio, 100*targetThruRatio)
+	t50 := r.stream.s[g].ttft50 - r.stream.s[d].ttft50
+	check(t50 <= targetTTFTAdded && r.stream.s[g].failed == 0, "TTFT added p50: %s ms (target ≤ %s)", ms(t50), ms(targetTTFTAdded))
 	if len(r.many) > 0 {
-		g := r.many[len(r.many)-1]
-		check(g.peakRSS <= targetStreamRSS && g.failed == 0 && g.maxOpen >= int64(o.streams),
-			"%d concurrent streams: %s peak RSS, %d open at once (target %d in ≤ %s)", o.streams, mb(g.peakRSS), g.maxOpen, o.streams, mb(targetStreamRSS))
+		m, base := r.many[g], r.many[rp]
+		added := (m.peakRSS - base.peakRSS) / int64(max(1, o.streams))
+		check(added <= targetStreamAdded && m.failed == 0 && m.maxOpen >= int64(o.streams),
+			"%d concurrent streams: %d KB per stream above reverse_proxy's peak RSS (%s against %s), %d open at once (target ≤ %d KB)",
+			o.streams, added>>10, mb(m.peakRSS), mb(base.peakRSS), m.maxOpen, targetStreamAdded>>10)
+		fmt.Fprintf(out, "%-7s %d concurrent streams: %s peak RSS in all, against the %s once stated for 5,000 (reported, not a target)\n",
+			"note", o.streams, mb(m.peakRSS), mb(statedStreamRSS))
 	}
 	fmt.Fprintf(out, "open files limit %d; all processes share this machine's cores\n", files)
 	return missed

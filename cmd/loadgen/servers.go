@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"embed"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -16,12 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/template"
 	"time"
 )
-
-//go:embed config
-var configFS embed.FS
 
 // roleEnv set to "caddy" makes this binary run as Caddy (see main): the
 // harness starts each server as a child process of its own, so each one's
@@ -34,28 +26,33 @@ type ports struct {
 	Proxy, SlowProxy         int
 	Gateway                  int
 	Admin                    int // the gateway's admin port (pprof), 0 for none
-	KeySum                   string
-	Audit, Policies          string
+	Before                   int // the older gateway's (-before), 0 for none
+	Peer                     int // the peer gateway's (-peer), 0 for none
 }
 
-// server is one child Caddy process.
+// server is one child process.
 type server struct {
 	name string
 	cmd  *exec.Cmd
 	log  *os.File
+	done chan struct{} // closed when the process has exited
 }
 
-// cluster is the three processes of a run: the simulator, plain Caddy
-// reverse_proxy to it, and Groundgate with the full policy.
+// cluster is the processes of a run: the simulator, plain Caddy
+// reverse_proxy to it, Groundgate with the demo's policy and, when asked
+// for, an older Groundgate with the same configuration and another
+// gateway as a pass-through peer.
 type cluster struct {
 	dir     string
 	p       ports
 	sim     *server
 	proxy   *server
 	gateway *server
+	before  *server // nil without -before
+	peer    *server // nil without -peer
+	// peerName heads the peer's column
+	peerName string
 }
-
-const clientKey = "load-key"
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,113 +65,142 @@ func freePort() (int, error) {
 
 // startCluster writes the configs to a temporary directory and starts the
 // three servers, waiting until each listens.
-func startCluster(self string, admin bool) (*cluster, error) {
+func startCluster(self string, o options) (*cluster, error) {
+	policy, err := policyPath(o.policy)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "groundgate-loadgen-")
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{dir: dir}
-	for _, p := range []*int{&c.p.Simulator, &c.p.SlowSimulator, &c.p.Proxy, &c.p.SlowProxy, &c.p.Gateway} {
-		if *p, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if admin {
-		if c.p.Admin, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	sum := sha256.Sum256([]byte(clientKey))
-	c.p.KeySum = hex.EncodeToString(sum[:])
-	c.p.Audit = filepath.Join(dir, "audit.jsonl")
-	c.p.Policies = filepath.Join(dir, "policies")
-	if err := os.Mkdir(c.p.Policies, 0o755); err != nil {
-		return nil, err
-	}
-	pol, err := configFS.ReadFile("config/load-full.yaml")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.p.Policies, "load-full.yaml"), pol, 0o644); err != nil {
-		return nil, err
-	}
-	start := func(name string, ready ...int) (*server, error) {
-		cfg, err := c.render(name + ".Caddyfile")
-		if err != nil {
-			return nil, err
-		}
-		s, err := c.spawn(self, name, cfg)
-		if err != nil {
-			return nil, err
-		}
-		for _, port := range ready {
-			if err := waitListening(port, 30*time.Second, s); err != nil {
-				s.stop()
-				return nil, fmt.Errorf("%s: %v (log: %s)", name, err, s.log.Name())
-			}
-		}
-		return s, nil
-	}
-	if c.sim, err = start("simulator", c.p.Simulator, c.p.SlowSimulator); err != nil {
+	if err := c.startAll(self, o, policy); err != nil {
 		c.stop()
-		return nil, err
-	}
-	if c.proxy, err = start("proxy", c.p.Proxy, c.p.SlowProxy); err != nil {
-		c.stop()
-		return nil, err
-	}
-	if c.gateway, err = start("gateway", c.p.Gateway); err != nil {
-		c.stop()
+		c.cleanup(o.keep)
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *cluster) render(name string) (string, error) {
-	src, err := configFS.ReadFile("config/" + name)
-	if err != nil {
-		return "", err
+// startAll starts the servers in turn; the caller stops those started
+// when one fails.
+func (c *cluster) startAll(self string, o options, policy string) error {
+	var err error
+	for _, p := range []*int{&c.p.Simulator, &c.p.SlowSimulator, &c.p.Proxy, &c.p.SlowProxy, &c.p.Gateway} {
+		if *p, err = freePort(); err != nil {
+			return err
+		}
 	}
-	t, err := template.New(name).Parse(string(src))
-	if err != nil {
-		return "", err
+	if o.pprof != "" {
+		if c.p.Admin, err = freePort(); err != nil {
+			return err
+		}
 	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, c.p); err != nil {
-		return "", err
+	if c.sim, err = c.start(self, "simulator", "simulator", simulatorConfig{c.p.Simulator, c.p.SlowSimulator}, c.p.Simulator, c.p.SlowSimulator); err != nil {
+		return err
 	}
-	path := filepath.Join(c.dir, name)
-	return path, os.WriteFile(path, b.Bytes(), 0o644)
+	proxy := proxyConfig{Port: c.p.Proxy, SlowPort: c.p.SlowProxy, Simulator: c.p.Simulator, SlowSimulator: c.p.SlowSimulator,
+		AccessLog: filepath.Join(c.dir, "proxy-access.log")}
+	if c.proxy, err = c.start(self, "proxy", "proxy", proxy, c.p.Proxy, c.p.SlowProxy); err != nil {
+		return err
+	}
+	if c.gateway, err = c.start(self, "gateway", "gateway", c.gatewayConfig("gateway", c.p.Gateway, c.p.Admin, policy), c.p.Gateway); err != nil {
+		return err
+	}
+	if o.before != "" {
+		if c.p.Before, err = freePort(); err != nil {
+			return err
+		}
+		if c.before, err = c.start(o.before, "gateway-before", "gateway", c.gatewayConfig("gateway-before", c.p.Before, 0, policy), c.p.Before); err != nil {
+			return fmt.Errorf("-before %s: %v", o.before, err)
+		}
+	}
+	if o.peer.kind == "portkey" {
+		return c.startPortkey(o.peer.dir)
+	}
+	return nil
 }
 
-// spawn starts this binary as Caddy on config, its output to a log file
-// in the run's directory.
-func (c *cluster) spawn(self, name, config string) (*server, error) {
+// gatewayConfig is the gateway's configuration in this run, its files
+// named after name.
+func (c *cluster) gatewayConfig(name string, port, admin int, policy string) gatewayConfig {
+	return gatewayConfig{
+		Port: port, Admin: admin,
+		Simulator: c.p.Simulator, SlowSimulator: c.p.SlowSimulator,
+		KeySum:    clientKeySum(),
+		Audit:     filepath.Join(c.dir, name+"-audit.jsonl"),
+		AccessLog: filepath.Join(c.dir, name+"-access.log"),
+		Policy:    policy,
+	}
+}
+
+// start writes the server's config (config/<role>.Caddyfile filled in
+// with data) as <name>.Caddyfile, starts bin as Caddy on it and waits
+// until it listens on every port. bin is this binary, or an older build
+// of it (-before): it runs only as Caddy, so the Caddyfile is all it must
+// accept.
+func (c *cluster) start(bin, name, role string, data any, ready ...int) (*server, error) {
+	cfg, err := renderConfig(role+".Caddyfile", data)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(c.dir, name+".Caddyfile")
+	if err := os.WriteFile(path, cfg, 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(),
+		roleEnv+"=caddy",
+		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "xdg-config-"+name),
+		"XDG_DATA_HOME="+filepath.Join(c.dir, "xdg-data-"+name),
+	)
+	return c.spawn(name, cmd, ready...)
+}
+
+// spawn starts cmd, its output to <name>.log in the run's directory, and
+// waits until it listens on every port.
+func (c *cluster) spawn(name string, cmd *exec.Cmd, ready ...int) (*server, error) {
 	log, err := os.Create(filepath.Join(c.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "run", "--config", config, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(),
-		roleEnv+"=caddy",
-		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "xdg-config"),
-		"XDG_DATA_HOME="+filepath.Join(c.dir, "xdg-data"),
-	)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %v", name, err)
 	}
-	return &server{name: name, cmd: cmd, log: log}, nil
+	s := &server{name: name, cmd: cmd, log: log, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	for _, port := range ready {
+		if err := waitListening(port, 30*time.Second, s); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("%s did not start: %v; its log ends:\n%s", name, err, logTail(log.Name()))
+		}
+	}
+	return s, nil
+}
+
+// logTail is the end of a server's log, for the error when it did not
+// start.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	const most = 2000
+	if len(b) > most {
+		b = b[len(b)-most:]
+	}
+	return string(b)
 }
 
 func waitListening(port int, limit time.Duration, s *server) error {
 	deadline := time.Now().Add(limit)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for time.Now().Before(deadline) {
-		if s.cmd.ProcessState != nil {
-			return fmt.Errorf("exited: %v", s.cmd.ProcessState)
+		select {
+		case <-s.done:
+			return fmt.Errorf("exited (%v)", s.cmd.ProcessState)
+		default:
 		}
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
@@ -187,22 +213,22 @@ func waitListening(port int, limit time.Duration, s *server) error {
 }
 
 func (s *server) stop() {
-	if s == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.done:
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.done
 	}
 	s.log.Close()
 }
 
 func (c *cluster) stop() {
+	c.peer.stop()
+	c.before.stop()
 	c.gateway.stop()
 	c.proxy.stop()
 	c.sim.stop()
@@ -219,26 +245,6 @@ func (c *cluster) cleanup(keep bool) {
 func (s *server) peakRSS() int64 {
 	return procStatusKB(s.cmd.Process.Pid, "VmHWM:") * 1024
 }
-
-// cpu is the CPU time the process has used so far (user and system).
-func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// the command may hold spaces: the fields start after its ")"
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks
-}
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on
-// every Linux architecture Go supports.
-const clockTicks = 100
 
 // rss is the process's resident set now (VmRSS), in bytes.
 func (s *server) rss() int64 {
@@ -330,29 +336,4 @@ func fetchTo(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// cpuUse is the CPU time per request of a phase: of the server serving
-// the target, and of the simulator behind it.
-type cpuUse struct{ server, simulator time.Duration }
-
-// add adds u's share of one of n rounds.
-func (c cpuUse) add(u cpuUse, n int) cpuUse {
-	return cpuUse{c.server + u.server/time.Duration(n), c.simulator + u.simulator/time.Duration(n)}
-}
-
-// cpuMeter starts measuring the CPU time s and the simulator use; the
-// function it returns ends the measure over n requests.
-func (c *cluster) cpuMeter(s *server) func(n int) cpuUse {
-	s0, sim0 := s.cpu(), c.sim.cpu()
-	return func(n int) cpuUse {
-		if n == 0 {
-			return cpuUse{}
-		}
-		u := cpuUse{simulator: (c.sim.cpu() - sim0) / time.Duration(n)}
-		if s != c.sim {
-			u.server = (s.cpu() - s0) / time.Duration(n)
-		}
-		return u
-	}
 }

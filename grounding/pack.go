@@ -149,7 +149,6 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 	// Hits in rank order, each hashed, rendered and counted only while it
 	// may still be kept: the search returns a few times more candidates
 	// than are kept, and rendering them all was most of the cost.
-	var keptArt []string
 	sum = 0
 	perArticle := make(map[string]int, min(len(hits), 8))
 	seenChunk := make(map[string]bool, min(len(hits), 8))
@@ -179,9 +178,8 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 			continue
 		}
 		ref := docRef(len(p.Articles) + 1)
-		a, add := printCache.article(h, ref, enc)
-		part := a.Printed() // kept in a: the meta prompt prints it as is
-		if len(keptArt) > 0 {
+		a, add := printCache.article(h, ref, enc) // a keeps its printing for the meta prompt
+		if len(p.Articles) > 0 {
 			add += sep
 		}
 		if used+sum+add > lim.Tokens {
@@ -193,7 +191,6 @@ func PackLimits(records []Record, hits []Hit, lim Limits, enc *tokens.Encoder) (
 		p.Docs = append(p.Docs, Doc{Ref: ref, ArticleID: h.ArticleID, Number: h.Number, Title: h.Title, URL: h.URL,
 			ChunkID: h.ChunkID, Content: h.Text, Score: h.Score})
 		perArticle[h.ArticleID]++
-		keptArt = append(keptArt, part)
 	}
 
 	// The sum is the exact count of what templates print: each article

@@ -59,14 +59,8 @@ type chatRequest struct {
 }
 
 func (h *Simulator) serveChat(w http.ResponseWriter, r *http.Request, dep *deployment, apiVersion string, rng *rand.PCG) error {
-	body, rerr := h.readBody(w, r)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
-		return nil
-	}
-	root, rerr := parseJSONObject(body)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
+	body, root, ok := h.readObject(w, r)
+	if !ok {
 		return nil
 	}
 	if dep = h.textDeployment(w, root, dep, "chatCompletion"); dep == nil {
@@ -131,6 +125,20 @@ func (h *Simulator) serveChat(w http.ResponseWriter, r *http.Request, dep *deplo
 	}
 	h.writeCompletion(w, &req, id, created)
 	return nil
+}
+
+// readObject reads the request body and parses it as a JSON object;
+// when it cannot, it answers the client and returns false.
+func (h *Simulator) readObject(w http.ResponseWriter, r *http.Request) ([]byte, fields, bool) {
+	body, rerr := h.readBody(w, r)
+	if rerr == nil {
+		var root fields
+		if root, rerr = parseJSONObject(body); rerr == nil {
+			return body, root, true
+		}
+	}
+	writeJSON(w, rerr.status, rerr.body())
+	return nil, fields{}, false
 }
 
 // readBody reads the request body up to MaxRequestBodySize.

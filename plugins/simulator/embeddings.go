@@ -27,17 +27,12 @@ const (
 )
 
 func (h *Simulator) serveEmbeddings(w http.ResponseWriter, r *http.Request, dep *deployment, apiVersion string, rng *rand.PCG) error {
-	body, rerr := h.readBody(w, r)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
-		return nil
-	}
-	root, rerr := parseJSONObject(body)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
+	_, root, ok := h.readObject(w, r)
+	if !ok {
 		return nil
 	}
 	if dep == nil {
+		var rerr *requestError
 		if dep, rerr = h.deploymentFromBody(root); rerr != nil {
 			writeJSON(w, rerr.status, rerr.body())
 			return nil

@@ -182,14 +182,8 @@ func (h *Simulator) serveStoredResponse(w http.ResponseWriter, r *http.Request, 
 }
 
 func (h *Simulator) serveResponses(w http.ResponseWriter, r *http.Request, apiVersion string, rng *rand.PCG) error {
-	body, rerr := h.readBody(w, r)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
-		return nil
-	}
-	root, rerr := parseJSONObject(body)
-	if rerr != nil {
-		writeJSON(w, rerr.status, rerr.body())
+	_, root, ok := h.readObject(w, r)
+	if !ok {
 		return nil
 	}
 	dep := h.textDeployment(w, root, nil, "responses")
